@@ -1,0 +1,89 @@
+"""The service's one settings object: environment variables with the NER_ prefix, or .env.
+
+Nothing else in the project reads os.environ. Unset connection settings fall back to the
+embedded defaults of `ner serve` (CONTRACT §5): SQLite, kombu's filesystem transport and a
+local object directory, all under `data_dir`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    # None: the core's default (the packaged MiniLM).
+    base_model: str | None = None
+    # Comma-separated; empty means no authentication.
+    api_keys: str = ""
+
+    # Caller limits: larger requests get a 413.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_text_chars: int = Field(default=100_000, gt=0)
+    max_texts_per_request: int = Field(default=256, gt=0)
+    max_bulk_documents: int = Field(default=100_000, gt=0)
+
+    # /predict: how long the API waits to gather concurrent requests, and the batch bound.
+    predict_batch_window_ms: float = Field(default=5.0, ge=0)
+    predict_max_batch: int = Field(default=64, gt=0)
+    # How often the API checks the registry for a newly promoted model (must stay well
+    # under the 10 s the contract allows for a promotion to reach /predict).
+    model_poll_seconds: float = Field(default=2.0, gt=0)
+
+    # Worker: how often progress reaches the job row, and how often a running job
+    # checks its row for a cancel request.
+    progress_interval_seconds: float = Field(default=2.0, gt=0)
+    cancel_check_seconds: float = Field(default=1.0, gt=0)
+    bulk_chunk_size: int = Field(default=64, gt=0)
+    # A running job whose heartbeat is older than this is taken as orphaned (its worker
+    # died) and is re-queued when a worker starts.
+    stale_job_seconds: float = Field(default=120.0, gt=0)
+    # Redis redelivers an unacknowledged task after this many seconds: it must exceed
+    # the longest job, or a running training is handed to a second worker.
+    broker_visibility_timeout: int = Field(default=24 * 3600, gt=0)
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        data = self.data_dir
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(data / 'ner.sqlite3').resolve()}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.storage_url:
+            self.storage_url = str((data / "objects").resolve())
+        return self
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def broker_folder(self) -> Path:
+        """Message folder of the filesystem transport (embedded mode only)."""
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where downloaded, verified model directories are kept on this machine."""
+        return (self.data_dir / "model-cache").resolve()
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
