@@ -1,0 +1,417 @@
+"""Readers for the three data formats of CONTRACT §1, with line-numbered validation.
+
+Every reader turns its records into `Sentence`s of the same shape — the text,
+its words as character spans, one IOB2 tag per word — so training, evaluation
+and prediction never care where the data came from. CSV and CoNLL give tokens:
+their text is the tokens joined by single spaces. JSONL gives text and character
+spans: the text is split with `words.split_words`, also at every entity boundary.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import zipfile
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .problems import DatasetError, Problem
+from .tags import iob1_to_iob2, spans_to_tags, tag_error, tags_to_spans
+from .words import is_word_char, split_at, split_words
+
+FORMATS = ("csv", "conll", "jsonl")
+EXTENSIONS = {
+    ".csv": "csv",
+    ".zip": "csv",
+    ".txt": "conll",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
+SKIP_HINT = "pass --skip-invalid (API: skip_invalid=true) to leave these sentences out and use the rest"
+
+
+@dataclass
+class Sentence:
+    """One training or evaluation example: text, its words as spans, one IOB2 tag per word."""
+
+    text: str
+    words: list[tuple[int, int]]
+    tags: list[str]
+    line: int = 0
+
+    @property
+    def tokens(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.words]
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[str], tags: Sequence[str], line: int = 0) -> Sentence:
+        words = []
+        pos = 0
+        for tok in tokens:
+            words.append((pos, pos + len(tok)))
+            pos += len(tok) + 1
+        return cls(" ".join(tokens), words, list(tags), line)
+
+    def entities(self) -> list[dict[str, object]]:
+        """The gold entities as character spans (the shape of CONTRACT §3, without a score)."""
+        out: list[dict[str, object]] = []
+        for first, last, kind in tags_to_spans(self.tags):
+            start, end = self.words[first][0], self.words[last - 1][1]
+            out.append({"start": start, "end": end, "label": kind, "text": self.text[start:end]})
+        return out
+
+
+@dataclass
+class Dataset:
+    sentences: list[Sentence]
+    format: str
+    name: str = ""
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    @property
+    def entity_types(self) -> list[str]:
+        return sorted({t[2:] for s in self.sentences for t in s.tags if t != "O"})
+
+    def stats(self) -> dict[str, object]:
+        counts: Counter[str] = Counter()
+        for s in self.sentences:
+            for _, _, kind in tags_to_spans(s.tags):
+                counts[kind] += 1
+        return {
+            "sentences": len(self.sentences),
+            "tokens": sum(len(s.words) for s in self.sentences),
+            "labels": dict(sorted(counts.items())),
+        }
+
+    def subset(self, sentences: list[Sentence], suffix: str) -> Dataset:
+        return Dataset(sentences, self.format, f"{self.name}{suffix}", list(self.warnings))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text (a BOM is dropped); undecodable bytes are reported by line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problems = []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                problems.append(
+                    Problem(number, f"bytes that are not UTF-8 at column {err.start + 1} "
+                            f"({raw[err.start:err.start + 4]!r}); save the file as UTF-8")
+                )
+        raise DatasetError(problems) from None
+
+
+def _read_source(path: Path, fmt: str) -> tuple[str, str]:
+    """The file's text and the name to report; a .zip must hold exactly one .csv."""
+    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [
+                    m for m in archive.namelist()
+                    if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")
+                ]
+                if len(members) != 1:
+                    found = ", ".join(members) or "none"
+                    raise DatasetError(
+                        [Problem(1, f"a .zip must hold exactly one .csv file (found: {found})")]
+                    )
+                return _decode(archive.read(members[0])), members[0]
+        except zipfile.BadZipFile as err:
+            raise DatasetError([Problem(1, f"not a readable zip archive: {err}")]) from None
+    return _decode(path.read_bytes()), path.name
+
+
+def detect_format(name: str, text: str) -> str:
+    """Pick the format from the extension, else from the content."""
+    suffix = Path(name).suffix.lower()
+    if suffix in EXTENSIONS:
+        return EXTENSIONS[suffix]
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if first.startswith(("{", "[")):
+        return "jsonl"
+    header = [c.strip().lower() for c in first.split(",")]
+    if "text" in header and "labels" in header:
+        return "csv"
+    if len(first.split()) >= 2:
+        return "conll"
+    raise DatasetError(
+        [Problem(1, "cannot tell the format from the name or the content; use .csv (text,labels), "
+                 ".txt/.conll (token and tag columns) or .jsonl (text and entities), or --format")]
+    )
+
+
+# ---------------------------------------------------------------- tags
+
+
+def _check_tags(tokens: Sequence[str], tags: Sequence[str], line: int,
+                token_lines: Sequence[int] | None = None) -> list[Problem]:
+    problems = []
+    for i, (tok, tag) in enumerate(zip(tokens, tags, strict=True)):
+        why = tag_error(tag)
+        if why:
+            where = token_lines[i] if token_lines else line
+            problems.append(Problem(where, f"token {i + 1} {tok!r}: {why}"))
+    return problems
+
+
+# ---------------------------------------------------------------- readers
+# Each yields (sentence, problems) per record; a record with problems has no sentence.
+
+Record = tuple[Sentence | None, list[Problem]]
+
+
+def _read_csv(text: str) -> Iterator[Record]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    columns = [c.strip().lower() for c in header]
+    if "text" not in columns or "labels" not in columns:
+        yield None, [Problem(1, f"the CSV header must name the columns text and labels "
+                                f"(found: {','.join(header)})")]
+        return
+    ti, li = columns.index("text"), columns.index("labels")
+    start_line = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield None, [Problem(start_line, f"unreadable CSV row: {err}")]
+            return
+        line, start_line = start_line, reader.line_num + 1
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) <= max(ti, li):
+            yield None, [Problem(line, f"expected the columns {','.join(header)}, "
+                                       f"found {len(row)} value(s)")]
+            continue
+        tokens, tags = row[ti].split(), row[li].split()
+        if len(tokens) != len(tags):
+            yield None, [Problem(line, f"{len(tokens)} tokens but {len(tags)} labels")]
+            continue
+        problems = _check_tags(tokens, tags, line)
+        yield (None if problems else Sentence.from_tokens(tokens, tags, line)), problems
+
+
+def _read_conll(text: str) -> Iterator[Record]:
+    tokens: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    problems: list[Problem] = []
+
+    def flush() -> Record | None:
+        if not tokens and not problems:
+            return None
+        record: Record = (
+            (None, list(problems)) if problems
+            else (Sentence.from_tokens(tokens, tags, lines[0]), [])
+        )
+        tokens.clear(), tags.clear(), lines.clear(), problems.clear()
+        return record
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("-DOCSTART-"):
+            record = flush()
+            if record:
+                yield record
+            continue
+        columns = line.split()
+        if len(columns) < 2:
+            problems.append(Problem(number, f"expected a token and a tag separated by a space or "
+                                            f"tab, found {line!r}"))
+            continue
+        tok, tag = columns[0], columns[-1]
+        why = tag_error(tag)
+        if why:
+            problems.append(Problem(number, f"token {tok!r}: {why}"))
+        tokens.append(tok), tags.append(tag), lines.append(number)
+    record = flush()
+    if record:
+        yield record
+
+
+def _entity_parts(entity: object) -> tuple[object, object, object]:
+    if isinstance(entity, dict):
+        return entity.get("start"), entity.get("end"), entity.get("label")
+    if isinstance(entity, list | tuple) and len(entity) == 3:
+        return entity[0], entity[1], entity[2]
+    return None, None, None
+
+
+def _jsonl_record(obj: object, line: int) -> Record:
+    if not isinstance(obj, dict):
+        return None, [Problem(line, "expected a JSON object {\"text\": ..., \"entities\": [...]}")]
+    text = obj.get("text")
+    if not isinstance(text, str):
+        return None, [Problem(line, "missing \"text\" (a string)")]
+    raw = obj.get("entities", obj.get("label", obj.get("spans", [])))
+    if not isinstance(raw, list):
+        return None, [Problem(line, "\"entities\" must be a list of {start, end, label}")]
+    problems: list[Problem] = []
+    spans: list[tuple[int, int, str]] = []
+    for n, entity in enumerate(raw, start=1):
+        start, end, label = _entity_parts(entity)
+        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)):
+            problems.append(Problem(line, f"entity {n}: expected {{\"start\": int, \"end\": int, "
+                                          f"\"label\": str}} or [start, end, label], got {entity!r}"))
+            continue
+        if not label or any(c.isspace() for c in label) or label[:2] in ("B-", "I-"):
+            problems.append(Problem(line, f"entity {n}: label {label!r} must be a bare type "
+                                          f"such as PER (no spaces, no B-/I- prefix)"))
+            continue
+        if not 0 <= start < end <= len(text):
+            problems.append(Problem(line, f"entity {n} [{start}, {end}) {label}: outside the text "
+                                          f"(length {len(text)}) or empty"))
+            continue
+        # Whitespace at a span's edge is an annotation-tool habit, not meaning: trim it.
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        for edge, side in ((start, "starts"), (end, "ends")):
+            if 0 < edge < len(text) and is_word_char(text[edge - 1]) and is_word_char(text[edge]):
+                problems.append(Problem(line, f"entity {n} [{start}, {end}) {label} "
+                                              f"{text[start:end]!r} {side} inside a word"))
+                break
+        else:
+            spans.append((start, end, label))
+    spans.sort()
+    for (s1, e1, l1), (s2, e2, l2) in zip(spans, spans[1:], strict=False):
+        if s2 < e1:
+            problems.append(Problem(line, f"entities overlap: [{s1}, {e1}) {l1} "
+                                          f"{text[s1:e1]!r} and [{s2}, {e2}) {l2} {text[s2:e2]!r}"))
+    if problems:
+        return None, problems
+    cuts = {p for s, e, _ in spans for p in (s, e)}
+    words = split_at(split_words(text), cuts)
+    index = {start: i for i, (start, _) in enumerate(words)}
+    ends = {end: i for i, (_, end) in enumerate(words)}
+    word_spans = [(index[s], ends[e] + 1, label) for s, e, label in spans]
+    return Sentence(text, words, spans_to_tags(len(words), word_spans), line), []
+
+
+def _read_jsonl(text: str) -> Iterator[Record]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # a whole JSON array is accepted too
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as err:
+            yield None, [Problem(err.lineno, f"invalid JSON: {err.msg}")]
+            return
+        if isinstance(items, list):
+            for obj in items:
+                yield _jsonl_record(obj, 1)
+            return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield None, [Problem(number, f"invalid JSON at column {err.colno}: {err.msg}")]
+            continue
+        yield _jsonl_record(obj, number)
+
+
+READERS = {"csv": _read_csv, "conll": _read_conll, "jsonl": _read_jsonl}
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def parse_dataset(text: str, fmt: str, name: str = "", *, skip_invalid: bool = False) -> Dataset:
+    """Parse already-decoded `text` in format `fmt` (one of FORMATS)."""
+    if fmt not in READERS:
+        raise DatasetError([Problem(1, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")])
+    if not text.strip():
+        raise DatasetError([Problem(1, "the file is empty")])
+    sentences: list[Sentence] = []
+    problems: list[Problem] = []
+    for sentence, found in READERS[fmt](text):
+        problems.extend(found)
+        if sentence is not None and sentence.words:
+            sentences.append(sentence)
+    structural = not sentences and not problems
+    if structural:
+        raise DatasetError([Problem(1, "no sentences found")])
+    dataset = Dataset(sentences, fmt, name)
+    if problems:
+        if not skip_invalid or not sentences:
+            raise DatasetError(problems, hint=None if not sentences else SKIP_HINT)
+        dataset.skipped = sorted(problems)
+        bad_lines = len({p.line for p in problems})
+        dataset.warnings.append(
+            f"left out {bad_lines} invalid record(s) (--skip-invalid); first: {problems[0]}"
+        )
+    converted = 0
+    for s in sentences:
+        s.tags, n = iob1_to_iob2(s.tags)
+        converted += n
+    if converted:
+        dataset.warnings.append(
+            f"converted {converted} tag(s) from IOB1 to IOB2 (an I- tag starting an entity became B-)"
+        )
+    return dataset
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    filename: str | None = None,
+    skip_invalid: bool = False,
+) -> Dataset:
+    """Read and validate a dataset file. Raises `DatasetError` listing every problem by line.
+
+    `filename` is the name to detect the format by when `path` is a temporary file
+    (an upload). With `skip_invalid`, records with problems are left out and listed in
+    `Dataset.skipped` instead; file-level problems still raise.
+    """
+    path = Path(path)
+    name = filename or path.name
+    if not path.is_file():
+        raise DatasetError([Problem(0, f"no such file: {path}")])
+    if filename and Path(filename).suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+        raise DatasetError([Problem(1, "not a readable zip archive")])
+    text, member = _read_source(path, format)
+    fmt = detect_format(member if member != path.name else name, text) if format == "auto" else format
+    return parse_dataset(text, fmt, name, skip_invalid=skip_invalid)
+
+
+def split_dataset(
+    dataset: Dataset, seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> tuple[Dataset, Dataset, Dataset]:
+    """Seeded shuffle, then train/validation/test parts by `fractions`."""
+    order = list(range(len(dataset)))
+    random.Random(seed).shuffle(order)
+    n = len(order)
+    a = round(n * fractions[0])
+    b = a + round(n * fractions[1])
+    parts = [order[:a], order[a:b], order[b:]]
+    names = ("[train]", "[validation]", "[test]")
+    train, validation, test = (
+        dataset.subset([dataset.sentences[i] for i in part], suffix)
+        for part, suffix in zip(parts, names, strict=True)
+    )
+    return train, validation, test

@@ -1,0 +1,39 @@
+"""Validation problems: every one carries the line of the input it is about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_LISTED = 50
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"line": self.line, "message": self.message}
+
+
+def format_problems(problems: list[Problem], limit: int = MAX_LISTED) -> str:
+    """The first `limit` problems as `line N: message` lines, then a count of the rest."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more problems")
+    return "\n".join(lines)
+
+
+class DatasetError(ValueError):
+    """A file that cannot be used as it is. `problems` lists every fault found, by line."""
+
+    def __init__(self, problems: list[Problem], hint: str | None = None) -> None:
+        self.problems = sorted(problems)
+        self.hint = hint
+        text = format_problems(self.problems)
+        if hint:
+            text += "\n" + hint
+        super().__init__(text)
