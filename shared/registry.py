@@ -1,0 +1,134 @@
+"""Model registry: versions, their public shape, and the promotion rule (CONTRACT §4).
+
+A finished training goes to production by itself only when no model is in production or
+when its test F1 beats the production model's on the same test data; otherwise it stays
+a candidate. `POST /models/{version}/promote` promotes any version by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.db import Job, Model, utcnow
+
+
+def model_public(model: Model) -> dict[str, Any]:
+    return {
+        "version": model.version,
+        "job_id": model.job_id,
+        "base_model": model.base_model,
+        "labels": model.labels,
+        "metrics": model.metrics,
+        "stage": model.stage,
+        "created_at": model.created_at,
+        "promoted_at": model.promoted_at,
+    }
+
+
+def version_for_job(job: Job) -> str:
+    """Deterministic per job, so a retried job re-uses its version; sorts by time."""
+    created: datetime = job.created_at
+    return f"{created:%Y%m%d-%H%M%S}-{job.id[:6]}"
+
+
+def labels_of_model_dir(model_dir: Path) -> list[str]:
+    """Entity types from the saved config's id2label ("B-PER", "I-PER", "O" → ["PER"])."""
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    types = {
+        str(label).split("-", 1)[1]
+        for label in config.get("id2label", {}).values()
+        if "-" in str(label)
+    }
+    return sorted(types)
+
+
+def get_model(session: Session, version: str) -> Model | None:
+    return session.get(Model, version)
+
+
+def model_for_job(session: Session, job_id: str) -> Model | None:
+    return session.scalars(select(Model).where(Model.job_id == job_id)).first()
+
+
+def production_model(session: Session) -> Model | None:
+    return session.scalars(select(Model).where(Model.stage == "production")).first()
+
+
+def production_version(session: Session) -> tuple[str, str, str] | None:
+    """(version, manifest_key, manifest_sha256) of the production model: the API's poll."""
+    row = session.execute(
+        select(Model.version, Model.manifest_key, Model.manifest_sha256).where(
+            Model.stage == "production"
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def list_models(session: Session, limit: int = 100, offset: int = 0) -> tuple[list[Model], int]:
+    total = session.scalar(select(func.count()).select_from(Model)) or 0
+    items = session.scalars(
+        select(Model).order_by(Model.created_at.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(items), total
+
+
+def register(
+    session: Session,
+    *,
+    version: str,
+    job_id: str | None,
+    base_model: str,
+    labels: list[str],
+    metrics: dict[str, Any],
+    manifest_key: str,
+    manifest_sha256: str,
+    test_data_key: str | None,
+) -> Model:
+    model = Model(
+        version=version,
+        job_id=job_id,
+        base_model=base_model,
+        labels=labels,
+        metrics=metrics,
+        stage="candidate",
+        manifest_key=manifest_key,
+        manifest_sha256=manifest_sha256,
+        test_data_key=test_data_key,
+    )
+    session.add(model)
+    session.flush()
+    return model
+
+
+def beats(candidate_f1: float, production_f1: float | None) -> bool:
+    """The automatic promotion rule: no production model, or a strictly higher test F1."""
+    return production_f1 is None or candidate_f1 > production_f1
+
+
+def promote(session: Session, version: str) -> Model:
+    """Make `version` the production model and archive the previous one.
+
+    The old row is archived and flushed before the new one is set, because a unique
+    partial index allows one production row at a time.
+    """
+    model = session.get(Model, version, with_for_update=True)
+    if model is None:
+        raise KeyError(version)
+    if model.stage == "production":
+        return model
+    current = session.scalars(
+        select(Model).where(Model.stage == "production").with_for_update()
+    ).first()
+    if current is not None:
+        current.stage = "archived"
+        session.flush()
+    model.stage = "production"
+    model.promoted_at = utcnow()
+    session.flush()
+    return model
