@@ -215,3 +215,25 @@ def done_doc_indices(session: Session, job_id: str) -> set[int]:
 def _aware(value: datetime) -> datetime:
     # SQLite returns naive datetimes for timezone-aware columns; they were written in UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def save_results(
+    session: Session, job_id: str, results: list[tuple[int, list[dict[str, Any]]]]
+) -> None:
+    """Insert result rows; a row that already exists (a redelivered chunk) is left alone."""
+    if not results:
+        return
+    rows = [{"job_id": job_id, "doc_index": i, "entities": ents} for i, ents in results]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"database {dialect!r} is not supported")
+    stmt = (
+        insert(JobResult)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["job_id", "doc_index"])
+    )
+    session.execute(stmt)

@@ -1,0 +1,1 @@
+"""Celery worker: the app, thin task functions over the NER core, and the entry point."""

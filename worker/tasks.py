@@ -1,0 +1,68 @@
+"""Celery tasks: thin wrappers that run one job by id and record how it ended.
+
+Delivery is at least once (acks_late, reject_on_worker_lost), so every task first claims
+its job: a finished job, or one another live worker holds, is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shared import jobs
+from shared.db import session_scope
+from shared.queue import PREDICT_BULK_TASK, TRAIN_TASK
+from worker.app import celery_app
+from worker.context import WorkerContext, get_context
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's loop when its row says `cancelling`."""
+
+
+def run_job(job_id: str, body: Callable[[WorkerContext, str], None]) -> str:
+    """Claim the job, run `body`, and leave the row in a final state whatever happens."""
+    ctx = get_context()
+    with session_scope(ctx.sessions) as session:
+        job = jobs.claim(session, job_id, ctx.settings.stale_job_seconds)
+    if job is None:
+        log.info("job %s: nothing to do (finished, cancelled or running elsewhere)", job_id)
+        return "skipped"
+    try:
+        body(ctx, job_id)
+    except JobCancelled:
+        _finish(ctx, job_id, "cancelled")
+        return "cancelled"
+    except Exception as exc:
+        # The one place a job's failure is recorded, so the row never stays `running`;
+        # re-raised so Celery logs the traceback. (A worker that is killed or shut down
+        # mid-job records nothing: recovery re-queues the job once its heartbeat is stale.)
+        _finish(ctx, job_id, "failed", error=_readable(exc))
+        raise
+    return "done"
+
+
+def _finish(ctx: WorkerContext, job_id: str, status: str, error: str | None = None) -> None:
+    with session_scope(ctx.sessions) as session:
+        jobs.finish(session, job_id, status, error=error)
+
+
+def _readable(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@celery_app.task(name=TRAIN_TASK, ignore_result=True)
+def train(job_id: str) -> str:
+    from worker.training import run_training  # torch loads when a task runs, not at import
+
+    return run_job(job_id, run_training)
+
+
+@celery_app.task(name=PREDICT_BULK_TASK, ignore_result=True)
+def predict_bulk(job_id: str) -> str:
+    from worker.bulk import run_bulk
+
+    return run_job(job_id, run_bulk)

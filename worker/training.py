@@ -1,0 +1,224 @@
+"""The training job: dataset from the object store → core `train` → model registered and
+maybe promoted. No ML logic here; the core does the work."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from shared import jobs, registry
+from shared.db import Dataset as DatasetRow
+from shared.db import Job, session_scope
+from shared.model_files import fetch_model_dir
+from shared.ner import (
+    Dataset,
+    Predictor,
+    Progress,
+    TrainConfig,
+    TrainingCancelled,
+    evaluate,
+    read_dataset,
+    split_dataset,
+    train,
+)
+from shared.storage import upload_dir
+from worker.context import WorkerContext
+from worker.tasks import JobCancelled
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# Share of the job's progress bar the core's training takes; the rest is data loading,
+# upload and registration.
+TRAIN_SHARE = (0.05, 0.9)
+# Job parameters passed on to the core's TrainConfig when given.
+CONFIG_KEYS = ("base_model", "epochs", "seed", "learning_rate", "batch_size", "max_sentences")
+
+
+class ProgressRecorder:
+    """The core's progress callback: writes progress to the job row every few seconds and
+    stops the training (TrainingCancelled) once the row says `cancelling`."""
+
+    def __init__(self, ctx: WorkerContext, job_id: str) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self.last_write = 0.0
+        self.last_check = 0.0
+
+    def stage(self, stage: str, progress: float) -> None:
+        self._write(progress=progress, stage=stage, eta=None, metrics=None)
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self.last_write >= self.ctx.settings.progress_interval_seconds:
+            start, end = TRAIN_SHARE
+            live: dict[str, Any] = {
+                k: v
+                for k, v in {
+                    "epoch": p.epoch,
+                    "step": p.step,
+                    "total_steps": p.total_steps,
+                    "loss": p.loss,
+                    "validation": p.metrics,
+                }.items()
+                if v is not None
+            }
+            self._write(
+                progress=start + (end - start) * p.fraction,
+                stage=p.stage,
+                eta=p.eta_seconds,
+                metrics=live,
+            )
+        elif now - self.last_check >= self.ctx.settings.cancel_check_seconds:
+            self.last_check = now
+            with session_scope(self.ctx.sessions) as session:
+                status = jobs.current_status(session, self.job_id)
+            self._stop_if_cancelled(status)
+
+    def _write(
+        self, *, progress: float, stage: str, eta: float | None, metrics: dict[str, Any] | None
+    ) -> None:
+        self.last_write = self.last_check = time.monotonic()
+        with session_scope(self.ctx.sessions) as session:
+            status = jobs.record_progress(
+                session,
+                self.job_id,
+                progress=progress,
+                stage=stage,
+                eta_seconds=eta,
+                metrics=metrics,
+            )
+        self._stop_if_cancelled(status)
+
+    def _stop_if_cancelled(self, status: str) -> None:
+        if status != "running":
+            raise TrainingCancelled(f"job {self.job_id} is {status}")
+
+
+def run_training(ctx: WorkerContext, job_id: str) -> None:
+    with session_scope(ctx.sessions) as session:
+        job = session.get(Job, job_id)
+        assert job is not None  # claimed just before
+        existing = registry.model_for_job(session, job_id)
+        if existing is not None:
+            # A redelivery after the model was registered: record the end, train nothing.
+            jobs.finish(
+                session,
+                job_id,
+                "succeeded",
+                metrics=existing.metrics,
+                model_version=existing.version,
+            )
+            return
+        params = dict(job.params or {})
+        version = registry.version_for_job(job)
+        dataset_id = job.dataset_id
+        rows = {
+            key: session.get(DatasetRow, params[key])
+            for key in ("validation_dataset_id", "test_dataset_id")
+            if params.get(key)
+        }
+        main_row = session.get(DatasetRow, dataset_id)
+        sources = {
+            name: (row.object_key, row.format) for name, row in rows.items() if row is not None
+        }
+        if main_row is None:
+            raise LookupError(f"dataset {dataset_id} no longer exists")
+        sources["train"] = (main_row.object_key, main_row.format)
+
+    recorder = ProgressRecorder(ctx, job_id)
+    recorder.stage("loading data", 0.01)
+    work = Path(tempfile.mkdtemp(prefix=f"train-{job_id}-", dir=_work_dir(ctx)))
+    try:
+        data = {name: _load(ctx, key, fmt, work) for name, (key, fmt) in sources.items()}
+        seed = int(params.get("seed", 42))
+        train_ds, validation, test = _splits(data, seed)
+        test_key = (
+            f"dataset:{params['test_dataset_id']}"
+            if "test" in data
+            else f"split:{dataset_id}:seed={seed}"
+        )
+        if params.get("base_model") is None and ctx.settings.base_model:
+            params["base_model"] = ctx.settings.base_model
+        config = TrainConfig(**{k: params[k] for k in CONFIG_KEYS if params.get(k) is not None})
+        recorder.stage("training", TRAIN_SHARE[0])
+        try:
+            result = train(
+                train_ds,
+                work / "model",
+                config,
+                validation=validation,
+                test=test,
+                callback=recorder,
+            )
+        except TrainingCancelled as exc:
+            raise JobCancelled(str(exc)) from exc
+
+        recorder.stage("uploading model", 0.92)
+        manifest_key, manifest_sha = upload_dir(ctx.store, f"models/{version}", result.model_dir)
+        labels = registry.labels_of_model_dir(result.model_dir)
+        recorder.stage("comparing with production", 0.96)
+        production_f1 = _production_f1_on(ctx, test, test_key)
+        f1 = float(result.metrics.get("f1", 0.0))
+        with session_scope(ctx.sessions) as session:
+            registry.register(
+                session,
+                version=version,
+                job_id=job_id,
+                base_model=params.get("base_model") or DEFAULT_BASE_MODEL_NAME,
+                labels=labels,
+                metrics=result.metrics,
+                manifest_key=manifest_key,
+                manifest_sha256=manifest_sha,
+                test_data_key=test_key,
+            )
+            if registry.beats(f1, production_f1):
+                registry.promote(session, version)
+                log.info("model %s promoted (f1 %.4f vs %s)", version, f1, production_f1)
+            metrics = dict(result.metrics)
+            if result.validation_metrics is not None:
+                metrics["validation"] = result.validation_metrics
+            jobs.finish(session, job_id, "succeeded", metrics=metrics, model_version=version)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_dir(ctx: WorkerContext) -> Path:
+    path = (ctx.settings.data_dir / "work").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _load(ctx: WorkerContext, key: str, fmt: str, work: Path) -> Dataset:
+    local = work / "data" / key.rsplit("/", 1)[-1]
+    ctx.store.get_file(key, local)
+    return read_dataset(local, format=fmt)
+
+
+def _splits(data: dict[str, Dataset], seed: int) -> tuple[Dataset, Dataset, Dataset]:
+    """The given validation/test sets; a seeded 80/10/10 split fills in what is missing."""
+    if "validation" in data and "test" in data:
+        return data["train"], data["validation"], data["test"]
+    train_part, validation, test = split_dataset(data["train"], seed)
+    return train_part, data.get("validation", validation), data.get("test", test)
+
+
+def _production_f1_on(ctx: WorkerContext, test: Dataset, test_key: str) -> float | None:
+    """The production model's F1 on this job's test data (None: no production model).
+
+    Stored metrics answer when they were computed on the same test data; otherwise the
+    production model is scored on it here, so the comparison is always like for like.
+    """
+    with session_scope(ctx.sessions) as session:
+        prod = registry.production_model(session)
+        if prod is None:
+            return None
+        if prod.test_data_key == test_key:
+            return float(prod.metrics.get("f1", 0.0))
+        version, key, sha = prod.version, prod.manifest_key, prod.manifest_sha256
+    model_dir = fetch_model_dir(ctx.store, ctx.settings.model_cache_dir, version, key, sha)
+    return float(evaluate(Predictor.load(model_dir), test).get("f1", 0.0))
