@@ -1,0 +1,66 @@
+"""Entity-level scores with seqeval, on whole sentences, from the spans prediction returns.
+
+The predicted tags are rebuilt from the entities `Predictor` decodes (the same
+function `/predict` uses), so a score here is a score of what users get.
+`f1` is seqeval's default (conlleval-compatible) mode, comparable with published
+CoNLL results; `f1_strict` is the strict IOB2 mode.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from seqeval.metrics import accuracy_score, classification_report, f1_score
+from seqeval.metrics import precision_score, recall_score
+from seqeval.scheme import IOB2
+
+from .formats import Dataset, Sentence
+from .inference import Predictor
+from .tags import spans_to_tags, tags_to_spans
+
+
+def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Scores of predicted against gold IOB2 tag sequences (CONTRACT §2 `ner evaluate`)."""
+    y_true, y_pred = [list(s) for s in gold], [list(s) for s in predicted]
+    report = classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    per_type = {
+        kind: {
+            "precision": round(float(v["precision"]), 4),
+            "recall": round(float(v["recall"]), 4),
+            "f1": round(float(v["f1-score"]), 4),
+            "support": int(v["support"]),
+        }
+        for kind, v in sorted(report.items())
+        if not kind.endswith(" avg")
+    }
+    return {
+        "precision": round(float(precision_score(y_true, y_pred, zero_division=0)), 4),
+        "recall": round(float(recall_score(y_true, y_pred, zero_division=0)), 4),
+        "f1": round(float(f1_score(y_true, y_pred, zero_division=0)), 4),
+        "f1_strict": round(
+            float(f1_score(y_true, y_pred, mode="strict", scheme=IOB2, zero_division=0)), 4
+        ),
+        "token_accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
+        "per_type": per_type,
+        "sentences": len(y_true),
+    }
+
+
+def predict_tags(
+    predictor: Predictor, sentences: Sequence[Sentence], batch_size: int = 64
+) -> list[list[str]]:
+    """Word tags rebuilt from the decoded entities of each sentence."""
+    tagged = predictor.tag_words(
+        [s.text for s in sentences], [s.words for s in sentences], batch_size
+    )
+    return [spans_to_tags(len(tags), tags_to_spans(tags)) for tags, _ in tagged]
+
+
+def evaluate(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> dict[str, Any]:
+    start = time.perf_counter()
+    predicted = predict_tags(predictor, dataset.sentences, batch_size)
+    result = score([s.tags for s in dataset.sentences], predicted)
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result

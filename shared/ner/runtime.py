@@ -1,0 +1,40 @@
+"""Where and in which precision models run."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """True on CPUs with AMX bf16 tiles (Sapphire Rapids and later), where bf16 is fast."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """bf16 autocast: asked for, or 'auto' on CUDA and on CPUs with AMX.
+
+    benchmarks/speed.py checks that it keeps F1 within 0.3 of fp32 (docs/benchmarks.md).
+    """
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision != "auto":
+        return precision == "bf16"
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_amx())
+
+
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -1,0 +1,302 @@
+"""Fine-tuning a token-classification encoder.
+
+AdamW with warm-up and linear decay, dynamic padding (transformers'
+`DataCollatorForTokenClassification`), length-grouped batches (transformers'
+`LengthGroupedSampler`), gradient clipping, early stopping on validation entity
+F1, seeded. `train_steps` is a generator that yields a `Progress` after each
+step and evaluation, in the manner of spaCy's `train_while_improving`; `train`
+drives it, reports through a callback, and saves a plain Hugging Face model
+directory plus `metrics.json` and `training.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    get_linear_schedule_with_warmup,
+    set_seed,
+)
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from .basemodel import resolve_base_model
+from .encoding import WindowEncoder
+from .evaluation import evaluate
+from .formats import Dataset, split_dataset
+from .inference import DEFAULT_STRIDE, Predictor, window_length
+from .labels import continuation_ids, label_list
+from .runtime import autocast, pick_device, use_bf16
+
+
+class TrainingCancelled(Exception):  # noqa: N818 - it is an outcome, not a fault
+    """Raised by a progress callback to stop training; the output directory is removed."""
+
+
+@dataclass
+class TrainConfig:
+    base_model: str | None = None     # name or directory; None: the packaged MiniLM
+    epochs: int = 5
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    patience: int = 2                  # epochs without a better validation F1 before stopping
+    seed: int = 42
+    max_sentences: int | None = None   # cap on training sentences (quick runs)
+    max_length: int | None = None      # window size in sub-tokens; None: the encoder's, ≤ 512
+    stride: int = DEFAULT_STRIDE
+    precision: str = "auto"            # auto | fp32 | bf16 (autocast)
+    device: str = "auto"
+
+
+@dataclass
+class Progress:
+    stage: str                         # preparing | training | evaluating | saving | done
+    fraction: float                    # 0–1 of the whole run
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    eta_seconds: float | None = None
+    seconds: float = 0.0
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict[str, Any]                   # on the test split
+    validation_metrics: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+Callback = Callable[[Progress], None]
+
+
+def _load(base: str, labels: list[str]) -> tuple[Any, Any]:
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForTokenClassification.from_pretrained(
+        base,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a base that already has a (different) NER head
+    )
+    return tokenizer, model
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
+
+
+def train_steps(
+    model: Any,
+    tokenizer: Any,
+    train_data: Dataset,
+    validation: Dataset,
+    labels: list[str],
+    config: TrainConfig,
+) -> Iterator[Progress]:
+    """Train in place, yielding progress; leaves the best-on-validation weights in `model`."""
+    device = pick_device(config.device)
+    bf16 = use_bf16(device, config.precision)
+    model.to(device)
+    max_length = config.max_length or window_length(model, tokenizer)
+    encoder = WindowEncoder(tokenizer, max_length, config.stride)
+    label_index = {label: i for i, label in enumerate(labels)}
+    windows = encoder.encode(
+        [s.tokens for s in train_data.sentences],
+        [[label_index.get(t, 0) for t in s.tags] for s in train_data.sentences],
+        continuation_ids(labels),
+    )
+    features = [
+        {"input_ids": w.input_ids, "attention_mask": [1] * len(w.input_ids), "labels": w.labels}
+        for w in windows
+    ]
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler = LengthGroupedSampler(
+        config.batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator
+    )
+    loader = DataLoader(
+        features,  # type: ignore[arg-type]
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8),
+    )
+    steps_per_epoch = len(loader)
+    total = steps_per_epoch * config.epochs
+    # Validation passes count as steps for the progress fraction: about 1/3 of a
+    # training step per window (forward only, larger batches).
+    eval_cost = max(1, len(validation) // (config.batch_size * 3))
+    grand_total = total + eval_cost * config.epochs
+    optimizer = _optimizer(model, config)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(total * config.warmup_ratio), total
+    )
+    predictor = Predictor(model, tokenizer, device=str(device), precision=config.precision,
+                          max_length=max_length, stride=config.stride)
+    best_f1, best_state, stale = -1.0, None, 0
+    done = 0
+    start = time.perf_counter()
+
+    def progress(stage: str, epoch: int, step: int, **extra: Any) -> Progress:
+        elapsed = time.perf_counter() - start
+        fraction = min(done / grand_total, 1.0)
+        eta = elapsed / fraction * (1 - fraction) if fraction > 0.01 else None
+        return Progress(stage, fraction, epoch, config.epochs, step, total, eta_seconds=eta,
+                        seconds=elapsed, **extra)
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(device, bf16):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done += 1
+            yield progress("training", epoch, done, loss=float(loss))
+        model.eval()
+        yield progress("evaluating", epoch, done)
+        metrics = evaluate(predictor, validation)
+        done += eval_cost
+        # A tie keeps the later (longer-trained, more confident) weights but still
+        # counts towards patience.
+        stale = 0 if metrics["f1"] > best_f1 else stale + 1
+        if metrics["f1"] >= best_f1:
+            best_f1 = metrics["f1"]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        yield progress("evaluated", epoch, done, metrics=metrics)
+        if stale >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+
+def train(
+    train_data: Dataset,
+    out_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    validation: Dataset | None = None,
+    test: Dataset | None = None,
+    callback: Callback | None = None,
+    progress_bar: bool = False,
+) -> TrainResult:
+    """Fine-tune on `train_data` and save the model to `out_dir`.
+
+    Without `validation` and `test`, the training data is split 80/10/10 with the
+    seed; with only one of them missing, it is taken from the training data (10%).
+    A `callback` receives a `Progress` after every step; raising `TrainingCancelled`
+    from it stops training and removes what was written.
+    """
+    config = config or TrainConfig()
+    began = time.perf_counter()
+    set_seed(config.seed)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    if validation is None and test is None:
+        train_data, validation, test = split_dataset(train_data, config.seed)
+    elif validation is None or test is None:
+        rest, held, _ = split_dataset(train_data, config.seed, (0.9, 0.1, 0.0))
+        train_data = rest
+        validation = validation or held
+        test = test or held
+    assert validation is not None and test is not None
+    if config.max_sentences:
+        train_data = train_data.subset(train_data.sentences[: config.max_sentences], "")
+    if not train_data.sentences:
+        raise ValueError("no training sentences")
+    types = train_data.entity_types
+    if not types:
+        raise ValueError("the training data has no entities: nothing to learn")
+    labels = label_list(types)
+    base = resolve_base_model(config.base_model)
+
+    def report(p: Progress) -> None:
+        if callback:
+            callback(p)
+
+    partial = out.with_name(out.name + ".partial")
+    bar = tqdm(total=100, unit="%", file=sys.stderr, disable=not progress_bar,
+               bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+    try:
+        report(Progress("preparing", 0.0))
+        tokenizer, model = _load(base, labels)
+        history: list[dict[str, Any]] = []
+        last_report = 0.0
+        for p in train_steps(model, tokenizer, train_data, validation, labels, config):
+            bar.n = round(p.fraction * 100, 1)
+            if p.loss is not None:
+                bar.set_postfix_str(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False)
+            if p.metrics is not None:
+                history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
+                bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
+            bar.refresh()
+            now = time.perf_counter()
+            if p.stage != "training" or now - last_report >= 1.0:
+                last_report = now
+                report(p)
+        report(Progress("testing", 0.99, seconds=time.perf_counter() - began))
+        predictor = Predictor(model, tokenizer, device=config.device, precision=config.precision,
+                              max_length=config.max_length, stride=config.stride)
+        validation_metrics = max(history, key=lambda h: h["f1"]) if history else None
+        metrics = evaluate(predictor, test)
+        report(Progress("saving", 0.995, seconds=time.perf_counter() - began))
+        if partial.exists():
+            shutil.rmtree(partial)
+        model.save_pretrained(partial)  # safetensors by default; no pickle
+        tokenizer.save_pretrained(partial)
+        (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        info = {
+            "arguments": asdict(config),
+            "base_model": base,
+            "labels": labels,
+            "data": {
+                "train": {"name": train_data.name, **train_data.stats()},
+                "validation": {"name": validation.name, **validation.stats()},
+                "test": {"name": test.name, **test.stats()},
+            },
+            "history": history,
+            "validation_metrics": validation_metrics,
+            "seconds": round(time.perf_counter() - began, 1),
+            "torch": torch.__version__,
+        }
+        (partial / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
+    report(Progress("done", 1.0, seconds=time.perf_counter() - began, metrics=metrics))
+    return TrainResult(out, metrics, validation_metrics, history)
