@@ -1,0 +1,1 @@
+"""HTTP service (FastAPI): routes, schemas, dependencies and the in-memory production model."""

@@ -1,0 +1,80 @@
+"""The FastAPI application factory. Engines and clients are built in the lifespan, from
+settings, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.batching import MicroBatcher
+from api.errors import install_error_handlers
+from api.metrics import install_request_metrics
+from api.model_service import ModelService
+from api.routes import api_router
+from api.state import AppState
+from shared.db import make_engine, make_session_factory
+from shared.queue import make_celery
+from shared.settings import Settings, get_settings
+from shared.storage import make_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        sessions = make_session_factory(engine)
+        store = make_store(settings.storage_url, settings.s3_endpoint_url)
+        models = ModelService(settings, sessions, store)
+        batcher = MicroBatcher(models, settings.predict_batch_window_ms, settings.predict_max_batch)
+        app.state.ner = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            store=store,
+            celery=make_celery(settings, name="ner-api"),
+            models=models,
+            batcher=batcher,
+        )
+        models.start()
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            models.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="NER service",
+        summary="Train and serve Named Entity Recognition models",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    install_request_metrics(app)
+    _install_body_limit(app, settings.max_upload_bytes)
+    app.include_router(api_router)
+    return app
+
+
+def _install_body_limit(app: FastAPI, limit: int) -> None:
+    """Refuse a body whose declared length is over the limit before reading it."""
+
+    @app.middleware("http")
+    async def _limit(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return JSONResponse(
+                {"detail": f"the request body is over the limit of {limit} bytes"}, status_code=413
+            )
+        return await call_next(request)

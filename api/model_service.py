@@ -1,0 +1,108 @@
+"""The production model held in memory by the API.
+
+A watcher thread polls the registry every `model_poll_seconds`. When another version is in
+production it downloads that model (sha256 checked against the manifest), loads it, and
+swaps it in with one reference assignment: a batch already running keeps the predictor it
+started with, the next batch gets the new one, and no request waits on a download.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.metrics import MODEL_LOADS, MODEL_VERSION
+from shared import registry
+from shared.db import session_scope
+from shared.model_files import fetch_model_dir
+from shared.settings import Settings
+from shared.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+# A version that failed to load is tried again after this long, not on every poll.
+RETRY_FAILED_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    predictor: Any  # shared.ner.Predictor; typed loosely so torch is imported lazily
+
+
+class ModelService:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], store: ObjectStore
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.current: LoadedModel | None = None
+        self._failed: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="ner-model-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except (SQLAlchemyError, OSError) as exc:
+                # Database or object store away for a moment: keep serving, poll again.
+                log.warning("model watcher: %s", exc)
+            self._stop.wait(self.settings.model_poll_seconds)
+
+    def poll_once(self) -> bool:
+        """Load the production version if it is not the one served; True when swapped."""
+        with session_scope(self.sessions) as session:
+            row = registry.production_version(session)
+        if row is None:
+            return False
+        version, manifest_key, manifest_sha = row
+        if self.current is not None and self.current.version == version:
+            return False
+        failed_at = self._failed.get(version)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
+            return False
+        try:
+            loaded = self._load(version, manifest_key, manifest_sha)
+        except Exception:
+            # A broken or tampered model must not take the API down: the old model keeps
+            # serving, the failure is logged and counted, and the load retried later.
+            self._failed[version] = time.monotonic()
+            MODEL_LOADS.labels("failed").inc()
+            log.exception(
+                "model %s could not be loaded; still serving %s",
+                version,
+                self.current.version if self.current else "nothing",
+            )
+            return False
+        previous = self.current
+        self.current = loaded
+        MODEL_LOADS.labels("loaded").inc()
+        if previous is not None:
+            MODEL_VERSION.remove(previous.version)
+        MODEL_VERSION.labels(version).set(1)
+        log.info("now serving model %s", version)
+        return True
+
+    def _load(self, version: str, manifest_key: str, manifest_sha: str) -> LoadedModel:
+        from shared.ner import Predictor  # torch loads with the first model, not at import
+
+        model_dir = fetch_model_dir(
+            self.store, self.settings.model_cache_dir, version, manifest_key, manifest_sha
+        )
+        return LoadedModel(version, Predictor.load(model_dir))

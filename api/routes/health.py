@@ -1,0 +1,60 @@
+"""Liveness and readiness (no API key needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.deps import StateDep
+from api.state import AppState
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "a dependency does not answer"}})
+def readyz(state: StateDep) -> Any:
+    """Database, broker and object store all answer."""
+    checks = {
+        "database": _check(lambda: _ping_database(state)),
+        "broker": _check(lambda: _ping_broker(state)),
+        "object_store": _check(state.store.ping),
+    }
+    ready = all(v == "ok" for v in checks.values())
+    model = state.models.current
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": checks,
+        "model_version": model.version if model else None,
+    }
+    if not ready:
+        return JSONResponse({"detail": body}, status_code=503)
+    return body
+
+
+def _ping_database(state: AppState) -> None:
+    with state.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _ping_broker(state: AppState) -> None:
+    with state.celery.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+
+
+def _check(ping: Callable[[], object]) -> str:
+    try:
+        ping()
+    except Exception as exc:
+        # Reported in the answer: whatever the failure, the dependency is not usable.
+        return f"error: {exc.__class__.__name__}: {exc}"[:300]
+    return "ok"

@@ -1,0 +1,23 @@
+"""Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import SessionDep
+from api.metrics import JOBS
+from shared import jobs
+from shared.db import JOB_STATUSES, JOB_TYPES
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(session: SessionDep) -> Response:
+    """Request counts and latencies, jobs by status, /predict batch sizes."""
+    counts = jobs.count_by_status(session)
+    for job_type in JOB_TYPES:
+        for status in JOB_STATUSES:
+            JOBS.labels(job_type, status).set(counts.get((job_type, status), 0))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,44 @@
+"""Quick prediction from the production model held in memory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.batching import NoModelError
+from api.deps import StateDep
+from api.errors import NO_MODEL_DETAIL, PayloadTooLarge, ServiceUnavailable
+from api.schemas import PredictManyResponse, PredictOneResponse, PredictRequest
+
+router = APIRouter(tags=["predict"])
+
+
+@router.post(
+    "/predict",
+    response_model=PredictOneResponse | PredictManyResponse,
+    responses={413: {"description": "a text or the list is over the limit"}, 503: {}},
+)
+async def predict(
+    body: PredictRequest, state: StateDep
+) -> PredictOneResponse | PredictManyResponse:
+    """Tag one `text` or a list of `texts` with the production model."""
+    settings = state.settings
+    texts = [body.text] if body.text is not None else list(body.texts or [])
+    if len(texts) > settings.max_texts_per_request:
+        raise PayloadTooLarge(
+            f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request} "
+            "(use POST /jobs/predict for bulk work)"
+        )
+    for i, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            raise PayloadTooLarge(
+                f"text {i} has {len(text)} characters; the limit is {settings.max_text_chars}"
+            )
+    try:
+        version, results = await state.batcher.predict(texts)
+    except NoModelError:
+        raise ServiceUnavailable(NO_MODEL_DETAIL) from None
+    if body.text is not None:
+        return PredictOneResponse(model_version=version, entities=results[0])
+    return PredictManyResponse(
+        model_version=version, results=[{"entities": ents} for ents in results]
+    )
