@@ -76,6 +76,9 @@ class TrainJobCreate(BaseModel):
     learning_rate: float | None = Field(default=None, gt=0, le=1)
     batch_size: int | None = Field(default=None, ge=1, le=1024)
     max_sentences: int | None = Field(default=None, ge=1)
+    patience: int | None = Field(
+        default=None, ge=1, le=1000, description="epochs without a better validation F1"
+    )
 
 
 class DocumentIn(BaseModel):

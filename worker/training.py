@@ -36,7 +36,15 @@ DEFAULT_BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # upload and registration.
 TRAIN_SHARE = (0.05, 0.9)
 # Job parameters passed on to the core's TrainConfig when given.
-CONFIG_KEYS = ("base_model", "epochs", "seed", "learning_rate", "batch_size", "max_sentences")
+CONFIG_KEYS = (
+    "base_model",
+    "epochs",
+    "seed",
+    "learning_rate",
+    "batch_size",
+    "max_sentences",
+    "patience",
+)
 
 
 class ProgressRecorder:
