@@ -87,9 +87,25 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate_or_exit(settings)
     worker = WorkerProcess()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again with the
+    # handlers it found installed: these turn it into an exception, so the worker is
+    # stopped below and the command exits 0 instead of dying by the signal.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_stop)
     worker.start()
     try:
         log.info("serving on http://%s:%d (docs at /docs); Ctrl-C stops", host, port)
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    except _Stop:
+        pass
     finally:
         worker.stop()
+    log.info("stopped")
+
+
+class _Stop(Exception):
+    """A stop signal arrived."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
