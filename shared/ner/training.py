@@ -109,7 +109,8 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=config.learning_rate)
+    # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
+    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
 
 
 def train_steps(

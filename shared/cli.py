@@ -1,0 +1,240 @@
+"""The `ner` command line (CONTRACT §2).
+
+`train`, `evaluate` and `predict` use the NER core alone. `serve`, `api` and
+`worker` start the service parts; they are imported only when asked for, so the
+core commands never load the web or queue stack.
+
+Exit status: 0 success, 2 bad input (the `line N: message` list on stderr),
+1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """A mistake in what the user gave us: printed without a traceback, exit 2."""
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def _read(path: str | None, args: argparse.Namespace) -> Any:
+    from shared.ner import read_dataset
+
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise BadInput(f"{path}: no such file")
+    return read_dataset(path, format=args.format, skip_invalid=args.skip_invalid)
+
+
+def _model_dir(path: str) -> Path:
+    model = Path(path)
+    if not (model / "config.json").is_file():
+        raise BadInput(f"{path}: not a model directory (no config.json); train one with `ner train`")
+    return model
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from shared.ner import TrainConfig, train
+
+    datasets = {name: _read(getattr(args, name), args) for name in ("train", "validation", "test")}
+    for name, ds in datasets.items():
+        for warning in ds.warnings if ds else []:
+            print(f"warning: {name}: {warning}", file=sys.stderr)
+    out = Path(args.out or f"runs/model-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and any(out.iterdir()):
+        raise BadInput(f"{out} exists and is not empty; choose another --out")
+    config = TrainConfig(
+        base_model=args.base_model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        max_sentences=args.max_sentences,
+        precision=args.precision,
+        device=args.device,
+    )
+    if config.epochs < 1 or config.batch_size < 1:
+        raise BadInput("--epochs and --batch-size must be at least 1")
+    result = train(
+        datasets["train"], out, config,
+        validation=datasets["validation"], test=datasets["test"],
+        progress_bar=not args.quiet,
+    )
+    print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from shared.ner import Predictor, evaluate
+
+    model = _model_dir(args.model)
+    dataset = _read(args.data, args)
+    predictor = Predictor.load(model, device=args.device, precision=args.precision)
+    print(json.dumps(evaluate(predictor, dataset, batch_size=args.batch_size)))
+    return 0
+
+
+def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
+    from shared.ner import parse_documents
+
+    if texts:
+        yield from ((str(i), t) for i, t in enumerate(texts, start=1))
+        return
+    # Stdin is read in chunks so a long stream is tagged (and printed) as it comes.
+    chunk: list[str] = []
+    first = 1
+    for line in sys.stdin:
+        chunk.append(line)
+        if len(chunk) >= 256:
+            yield from ((d.id, d.text) for d in parse_documents(chunk, first_line=first))
+            first += len(chunk)
+            chunk = []
+    yield from ((d.id, d.text) for d in parse_documents(chunk, first_line=first))
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from shared.ner import Predictor
+
+    predictor = Predictor.load(_model_dir(args.model), device=args.device, precision=args.precision)
+    batch: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        results = predictor.predict([t for _, t in batch], batch_size=args.batch_size)
+        for (doc_id, _), entities in zip(batch, results, strict=True):
+            print(json.dumps({"id": doc_id, "entities": entities}, ensure_ascii=False))
+        sys.stdout.flush()
+        batch.clear()
+
+    for doc in _documents(args.text):
+        batch.append(doc)
+        if len(batch) >= 256:
+            flush()
+    if batch:
+        flush()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.serve import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.server import run_api
+
+    run_api(args.host, args.port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.main import run_worker
+
+    run_worker([q.strip() for q in args.queues.split(",") if q.strip()])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ner", description="Train, evaluate and serve NER models.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", default="auto", choices=["auto", "csv", "conll", "jsonl"])
+        p.add_argument("--skip-invalid", action="store_true",
+                       help="leave out sentences with problems (listed as a warning) instead of "
+                            "refusing the file")
+
+    def run_options(p: argparse.ArgumentParser, batch: int) -> None:
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                       help="auto: bf16 autocast on CUDA and on CPUs with AMX")
+        p.add_argument("--batch-size", type=int, default=batch)
+
+    p = sub.add_parser("train", help="fine-tune a model")
+    p.add_argument("--train", required=True, help="training data (csv, zip, conll, jsonl)")
+    p.add_argument("--validation", help="validation data (early stopping)")
+    p.add_argument("--test", help="test data (reported metrics)")
+    p.add_argument("--base-model", help="Hugging Face name or directory (default: packaged MiniLM)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--max-sentences", type=int, help="train on at most N sentences")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", help="output directory (default: runs/model-TIMESTAMP)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    data_options(p)
+    run_options(p, 32)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a saved model on a labelled file")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    data_options(p)
+    run_options(p, 64)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="tag texts (arguments, else JSONL {id, text} on stdin)")
+    p.add_argument("--model", required=True)
+    p.add_argument("text", nargs="*")
+    run_options(p, 64)
+    p.set_defaults(func=cmd_predict)
+
+    for name, func, what in (("serve", cmd_serve, "the whole service with embedded defaults"),
+                             ("api", cmd_api, "the HTTP API alone")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("worker", help="a Celery worker")
+    p.add_argument("--queues", default="training,inference")
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from shared.ner import DatasetError
+
+    args = build_parser().parse_args(argv)
+    if args.command in ("train", "evaluate", "predict"):
+        _quiet_transformers()
+    try:
+        return int(args.func(args))
+    except DatasetError as err:
+        print(f"ner {args.command}: the input has problems:\n{err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BadInput as err:
+        print(f"ner {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the last resort: one line for the user, the traceback on --debug
+        if args.debug:
+            raise
+        print(f"ner {args.command}: error: {type(err).__name__}: {err} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
