@@ -57,9 +57,9 @@ def services() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def database_url(services: dict[str, str]) -> Iterator[str]:
-    """A fresh database for this test session, migrated with `alembic upgrade head`."""
+    """A fresh database for each test module, migrated with `alembic upgrade head`."""
     admin_url = make_url(services["NER_DATABASE_URL"])
     name = f"ner_test_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -73,7 +73,7 @@ def database_url(services: dict[str, str]) -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker_url(services: dict[str, str]) -> str:
     """The Redis broker, emptied: no message left by an earlier run reaches our worker."""
     url = services["NER_BROKER_URL"]
@@ -81,7 +81,7 @@ def broker_url(services: dict[str, str]) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def storage_url(services: dict[str, str]) -> str:
     bucket = f"ner-test-{uuid.uuid4().hex[:8]}"
     store = make_store(f"s3://{bucket}/objects", services["NER_S3_ENDPOINT_URL"])
@@ -90,7 +90,7 @@ def storage_url(services: dict[str, str]) -> str:
     return f"s3://{bucket}/objects"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service_settings(
     database_url: str,
     broker_url: str,
@@ -113,7 +113,7 @@ def service_settings(
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sessions(service_settings: Settings):
     engine = make_engine(service_settings.database_url)
     yield make_session_factory(engine)

@@ -37,7 +37,9 @@ def test_embedded_serve_end_to_end(tmp_path: Path, tiny_base_model: Path, train_
         TOKENIZERS_PARALLELISM="false",
     )
     port = free_port()
-    server = Process(["-m", "api", "--embedded", "--port", str(port)], env, tmp_path / "serve.log")
+    # What `ner serve` runs.
+    args = ["-m", "shared.cli", "serve", "--port", str(port)]
+    server = Process(args, env, tmp_path / "serve.log")
     server.start()
     base = f"http://127.0.0.1:{port}"
     try:

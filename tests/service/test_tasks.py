@@ -1,0 +1,162 @@
+"""The worker's task functions called directly (not through Celery's eager mode), on the
+real database and S3 server: failure and cancel recording, redelivery, training that
+registers and promotes, and bulk prediction that resumes and cancels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from shared import jobs, registry
+from shared.db import Dataset, Job, JobResult, session_scope
+from shared.settings import Settings
+from worker.bulk import run_bulk
+from worker.context import WorkerContext
+from worker.tasks import JobCancelled, run_job
+from worker.training import run_training
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture(scope="module")
+def ctx(service_settings: Settings, tiny_base_model: Path, monkeypatch_module) -> WorkerContext:
+    settings = service_settings.model_copy(update={"base_model": str(tiny_base_model)})
+    context = WorkerContext(settings=settings)
+    monkeypatch_module.setattr("worker.context._context", context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _job(ctx: WorkerContext, job_id: str) -> Job:
+    with session_scope(ctx.sessions) as s:
+        return s.get(Job, job_id)
+
+
+@pytest.fixture(scope="module")
+def dataset_id(ctx: WorkerContext, train_csv: Path) -> str:
+    key = "datasets/tasks/people.csv"
+    ctx.store.put_file(key, train_csv)
+    with session_scope(ctx.sessions) as s:
+        row = Dataset(
+            name="people",
+            format="csv",
+            object_key=key,
+            sentences=120,
+            tokens=0,
+            labels={},
+            warnings=[],
+        )
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def _new_train_job(ctx: WorkerContext, dataset_id: str, **params) -> str:
+    with session_scope(ctx.sessions) as s:
+        return jobs.create_train_job(s, dataset_id, params).id
+
+
+def test_exception_leaves_job_failed_with_readable_error(ctx, dataset_id) -> None:
+    job_id = _new_train_job(ctx, dataset_id)
+
+    def boom(_ctx: WorkerContext, _job_id: str) -> None:
+        raise ValueError("the data ran away")
+
+    with pytest.raises(ValueError):
+        run_job(job_id, boom)
+    job = _job(ctx, job_id)
+    assert job.status == "failed"
+    assert job.error == "ValueError: the data ran away"
+    assert job.finished_at is not None
+
+
+def test_cancel_and_redelivery(ctx, dataset_id) -> None:
+    job_id = _new_train_job(ctx, dataset_id)
+
+    def stop(_ctx: WorkerContext, _job_id: str) -> None:
+        raise JobCancelled
+
+    assert run_job(job_id, stop) == "cancelled"
+    assert _job(ctx, job_id).status == "cancelled"
+    calls = []
+    assert run_job(job_id, lambda c, j: calls.append(j)) == "skipped"
+    assert run_job("no-such-job", lambda c, j: calls.append(j)) == "skipped"
+    assert calls == []
+
+
+def test_training_registers_and_promotes(ctx, dataset_id) -> None:
+    job_id = _new_train_job(ctx, dataset_id, epochs=5, learning_rate=5e-3)
+    assert run_job(job_id, run_training) == "done"
+    job = _job(ctx, job_id)
+    assert job.status == "succeeded" and job.progress == 1.0
+    with session_scope(ctx.sessions) as s:
+        model = registry.get_model(s, job.model_version)
+        assert model.stage == "production"
+        assert model.labels == ["LOC", "ORG", "PER"]
+        assert model.test_data_key == f"split:{dataset_id}:seed=42"
+        assert model.base_model == ctx.settings.base_model
+    keys = ctx.store.list(f"models/{job.model_version}/")
+    assert f"models/{job.model_version}/manifest.json" in keys
+    assert f"models/{job.model_version}/model.safetensors" in keys
+    assert not any(k.endswith((".bin", ".pkl", ".pt")) for k in keys)  # no pickle
+
+    # A redelivered message for the same job: skipped, nothing trained twice.
+    assert run_job(job_id, run_training) == "skipped"
+
+
+def _bulk_job(ctx: WorkerContext, n: int) -> str:
+    with session_scope(ctx.sessions) as s:
+        version = registry.production_version(s)[0]
+        docs = [(f"d{i}", f"Priya Patel visited Oslo . {i}") for i in range(n)]
+        return jobs.create_predict_job(s, docs, version).id
+
+
+def test_bulk_resumes_without_redoing_documents(ctx) -> None:
+    job_id = _bulk_job(ctx, 40)
+    marker = [{"start": 0, "end": 1, "label": "MARK", "text": "P", "score": 1.0}]
+    with session_scope(ctx.sessions) as s:
+        jobs.claim(s, job_id, stale_after=60)
+        jobs.save_results(s, job_id, [(i, marker) for i in range(10)])  # a crashed first run
+        s.get(Job, job_id).heartbeat_at = None  # ... whose worker is gone
+    assert run_job(job_id, run_bulk) == "done"
+    with session_scope(ctx.sessions) as s:
+        rows = dict(
+            s.execute(
+                select(JobResult.doc_index, JobResult.entities).where(JobResult.job_id == job_id)
+            ).all()
+        )
+    assert sorted(rows) == list(range(40))
+    assert all(rows[i] == marker for i in range(10))  # done documents were not redone
+    assert {e["label"] for e in rows[20]} == {"PER", "LOC"}
+    assert _job(ctx, job_id).status == "succeeded"
+
+
+def test_bulk_cancel_stops_between_chunks(ctx, monkeypatch) -> None:
+    job_id = _bulk_job(ctx, 80)  # five chunks of 16
+    real = ctx.predictor
+
+    def predictor_that_cancels(*args):
+        predictor = real(*args)
+
+        class Cancelling:
+            def predict(self, texts):
+                with session_scope(ctx.sessions) as s:
+                    s.get(Job, job_id).status = "cancelling"
+                return predictor.predict(texts)
+
+        return Cancelling()
+
+    monkeypatch.setattr(ctx, "predictor", predictor_that_cancels)
+    assert run_job(job_id, run_bulk) == "cancelled"
+    job = _job(ctx, job_id)
+    assert job.status == "cancelled"
+    with session_scope(ctx.sessions) as s:
+        assert len(jobs.done_doc_indices(s, job_id)) == 16
