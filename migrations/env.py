@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from shared.db import Base, make_engine
 from shared.settings import get_settings
@@ -37,10 +39,14 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     # render_as_batch: SQLite cannot ALTER most things; batch mode copies tables instead.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several API replicas may start at once: one migrates, the others wait here
+            # and then find nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7406571)"))
         context.run_migrations()
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import FINISHED_STATUSES, Job, JobDocument, JobResult, utcnow
@@ -65,7 +66,7 @@ def create_predict_job(
         rows.append({"job_id": job.id, "doc_index": index, "document_id": doc_id, "text": text})
         count += 1
     if rows:
-        session.execute(JobDocument.__table__.insert(), rows)
+        session.execute(insert(JobDocument), rows)
     job.document_count = count
     job.params = {"documents": count}
     session.flush()
@@ -162,6 +163,15 @@ def record_progress(
     return session.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
 
 
+def touch(session: Session, job_id: str) -> None:
+    """Refresh the heartbeat of a job this worker is running."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("running", "cancelling")))
+        .values(heartbeat_at=utcnow())
+    )
+
+
 def current_status(session: Session, job_id: str) -> str:
     return session.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
 
@@ -226,14 +236,10 @@ def save_results(
     rows = [{"job_id": job_id, "doc_index": i, "entities": ents} for i, ents in results]
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        stmt: Any = postgresql.insert(JobResult).values(rows)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        stmt = sqlite.insert(JobResult).values(rows)
     else:
         raise NotImplementedError(f"database {dialect!r} is not supported")
-    stmt = (
-        insert(JobResult)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["job_id", "doc_index"])
-    )
+    stmt = stmt.on_conflict_do_nothing(index_elements=["job_id", "doc_index"])
     session.execute(stmt)

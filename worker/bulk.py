@@ -21,7 +21,7 @@ def run_bulk(ctx: WorkerContext, job_id: str) -> None:
         model = registry.get_model(session, version) if version else None
         if model is None:
             raise LookupError(f"model {version!r} is not registered")
-        key, sha = model.manifest_key, model.manifest_sha256
+        model_version, key, sha = model.version, model.manifest_key, model.manifest_sha256
         total = job.document_count
         done = jobs.done_doc_indices(session, job_id)
         todo = [
@@ -35,7 +35,7 @@ def run_bulk(ctx: WorkerContext, job_id: str) -> None:
             session, job_id, progress=len(done) / max(total, 1), stage="loading model"
         )
 
-    predictor = ctx.predictor(version, key, sha)
+    predictor = ctx.predictor(model_version, key, sha)
     # Similar lengths in one batch waste little padding.
     todo.sort(key=lambda item: len(item[1]))
     chunk = ctx.settings.bulk_chunk_size

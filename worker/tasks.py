@@ -7,7 +7,10 @@ its job: a finished job, or one another live worker holds, is skipped.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared import jobs
 from shared.db import session_scope
@@ -31,7 +34,8 @@ def run_job(job_id: str, body: Callable[[WorkerContext, str], None]) -> str:
         log.info("job %s: nothing to do (finished, cancelled or running elsewhere)", job_id)
         return "skipped"
     try:
-        body(ctx, job_id)
+        with Heartbeat(ctx, job_id):
+            body(ctx, job_id)
     except JobCancelled:
         _finish(ctx, job_id, "cancelled")
         return "cancelled"
@@ -42,6 +46,37 @@ def run_job(job_id: str, body: Callable[[WorkerContext, str], None]) -> str:
         _finish(ctx, job_id, "failed", error=_readable(exc))
         raise
     return "done"
+
+
+class Heartbeat:
+    """Keeps the job's heartbeat fresh from a side thread while the job runs, including
+    phases with no progress callback (evaluation, upload), so no other worker takes a
+    long but live job for an orphan. It dies with the process, which is the point."""
+
+    def __init__(self, ctx: WorkerContext, job_id: str) -> None:
+        self.ctx = ctx
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="job-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        period = min(
+            self.ctx.settings.progress_interval_seconds, self.ctx.settings.stale_job_seconds / 4
+        )
+        while not self._stop.wait(period):
+            try:
+                with session_scope(self.ctx.sessions) as session:
+                    jobs.touch(session, self.job_id)
+            except SQLAlchemyError as exc:
+                log.warning("job %s: heartbeat not written: %s", self.job_id, exc)
 
 
 def _finish(ctx: WorkerContext, job_id: str, status: str, error: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from sqlalchemy import func, select
@@ -70,7 +70,7 @@ def upload_dataset(
             dataset = read_dataset(local, filename=filename, skip_invalid=skip_invalid)
         except DatasetError as exc:
             raise Unprocessable([p.as_dict() for p in exc.problems]) from None
-        stats = dataset.stats()
+        stats: dict[str, Any] = dataset.stats()
         row = Dataset(
             id=new_id(),
             name=(name or file.filename or filename)[:255],

@@ -167,10 +167,10 @@ async def _read_predict_body(
         raise Unprocessable(
             exc.errors(include_url=False, include_context=False, include_input=False)
         ) from None
-    docs = [
+    pairs = [
         (str(d.id) if d.id is not None else str(i), d.text) for i, d in enumerate(body.documents)
     ]
-    return docs, body.model_version
+    return pairs, body.model_version
 
 
 @router.get("", response_model=JobList)

@@ -38,7 +38,7 @@ async def predict(
     except NoModelError:
         raise ServiceUnavailable(NO_MODEL_DETAIL) from None
     if body.text is not None:
-        return PredictOneResponse(model_version=version, entities=results[0])
-    return PredictManyResponse(
-        model_version=version, results=[{"entities": ents} for ents in results]
+        return PredictOneResponse.model_validate({"model_version": version, "entities": results[0]})
+    return PredictManyResponse.model_validate(
+        {"model_version": version, "results": [{"entities": ents} for ents in results]}
     )
