@@ -172,6 +172,18 @@ def _check_tags(tokens: Sequence[str], tags: Sequence[str], line: int,
 
 
 # ---------------------------------------------------------------- readers
+
+
+def _lines(text: str) -> list[str]:
+    """The file's physical lines, numbered as editors (and `_decode`) number them.
+
+    Not `str.splitlines`: that also breaks at U+2028, U+2029, U+0085, form feeds and other
+    separators, which JSON allows raw inside strings and which would shift every line
+    number after them.
+    """
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+
+
 # Each yields (sentence, problems) per record; a record with problems has no sentence.
 
 Record = tuple[Sentence | None, list[Problem]]
@@ -226,10 +238,11 @@ def _read_conll(text: str) -> Iterator[Record]:
             (None, list(problems)) if problems
             else (Sentence.from_tokens(tokens, tags, lines[0]), [])
         )
-        tokens.clear(), tags.clear(), lines.clear(), problems.clear()
+        for part in (tokens, tags, lines, problems):
+            part.clear()
         return record
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(_lines(text), start=1):
         line = raw.strip()
         if not line or line.startswith("-DOCSTART-"):
             record = flush()
@@ -245,7 +258,9 @@ def _read_conll(text: str) -> Iterator[Record]:
         why = tag_error(tag)
         if why:
             problems.append(Problem(number, f"token {tok!r}: {why}"))
-        tokens.append(tok), tags.append(tag), lines.append(number)
+        tokens.append(tok)
+        tags.append(tag)
+        lines.append(number)
     record = flush()
     if record:
         yield record
@@ -272,7 +287,8 @@ def _jsonl_record(obj: object, line: int) -> Record:
     spans: list[tuple[int, int, str]] = []
     for n, entity in enumerate(raw, start=1):
         start, end, label = _entity_parts(entity)
-        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)):
+        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)) \
+                or isinstance(start, bool) or isinstance(end, bool):  # JSON true is no offset
             problems.append(Problem(line, f"entity {n}: expected {{\"start\": int, \"end\": int, "
                                           f"\"label\": str}} or [start, end, label], got {entity!r}"))
             continue
@@ -285,10 +301,14 @@ def _jsonl_record(obj: object, line: int) -> Record:
                                           f"(length {len(text)}) or empty"))
             continue
         # Whitespace at a span's edge is an annotation-tool habit, not meaning: trim it.
+        given = f"[{start}, {end})"
         while start < end and text[start].isspace():
             start += 1
         while end > start and text[end - 1].isspace():
             end -= 1
+        if start == end:
+            problems.append(Problem(line, f"entity {n} {given} {label}: only whitespace"))
+            continue
         for edge, side in ((start, "starts"), (end, "ends")):
             if 0 < edge < len(text) and is_word_char(text[edge - 1]) and is_word_char(text[edge]):
                 problems.append(Problem(line, f"entity {n} [{start}, {end}) {label} "
@@ -323,7 +343,7 @@ def _read_jsonl(text: str) -> Iterator[Record]:
             for obj in items:
                 yield _jsonl_record(obj, 1)
             return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -395,6 +415,8 @@ def read_dataset(
     if filename and Path(filename).suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
         raise DatasetError([Problem(1, "not a readable zip archive")])
     text, member = _read_source(path, format)
+    if not text.strip():  # before detection, which has nothing to go by in an empty file
+        raise DatasetError([Problem(1, "the file is empty")])
     fmt = detect_format(member if member != path.name else name, text) if format == "auto" else format
     return parse_dataset(text, fmt, name, skip_invalid=skip_invalid)
 
