@@ -52,6 +52,8 @@ def make_celery(settings: Settings, name: str = "ner") -> Celery:
         # behind it on this worker while another worker sits idle.
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # The core's progress bars write to stderr: log them as INFO, not as warnings.
+        worker_redirect_stdouts_level="INFO",
         worker_send_task_events=False,
         # The API must not hang on a broker that is down; it answers 503 instead.
         broker_connection_timeout=5,

@@ -125,18 +125,16 @@ def run_training(ctx: WorkerContext, job_id: str) -> None:
         params = dict(job.params or {})
         version = registry.version_for_job(job)
         dataset_id = job.dataset_id
-        rows = {
-            key: session.get(DatasetRow, params[key])
-            for key in ("validation_dataset_id", "test_dataset_id")
-            if params.get(key)
-        }
-        main_row = session.get(DatasetRow, dataset_id)
-        sources = {
-            name: (row.object_key, row.format) for name, row in rows.items() if row is not None
-        }
-        if main_row is None:
-            raise LookupError(f"dataset {dataset_id} no longer exists")
-        sources["train"] = (main_row.object_key, main_row.format)
+        wanted = {"train": dataset_id}
+        for name in ("validation", "test"):
+            if params.get(f"{name}_dataset_id"):
+                wanted[name] = params[f"{name}_dataset_id"]
+        sources: dict[str, tuple[str, str]] = {}
+        for name, wanted_id in wanted.items():
+            row = session.get(DatasetRow, wanted_id)
+            if row is None:
+                raise LookupError(f"{name} dataset {wanted_id} no longer exists")
+            sources[name] = (row.object_key, row.format)
 
     recorder = ProgressRecorder(ctx, job_id)
     recorder.stage("loading data", 0.01)

@@ -112,6 +112,26 @@ def test_training_registers_and_promotes(ctx, dataset_id) -> None:
     assert run_job(job_id, run_training) == "skipped"
 
 
+def test_training_with_given_test_set_compares_like_for_like(ctx, dataset_id) -> None:
+    """A test set given by id: the production model is scored on it for the comparison."""
+    job_id = _new_train_job(
+        ctx,
+        dataset_id,
+        epochs=1,
+        learning_rate=1e-5,
+        validation_dataset_id=dataset_id,
+        test_dataset_id=dataset_id,
+    )
+    assert run_job(job_id, run_training) == "done"
+    job = _job(ctx, job_id)
+    with session_scope(ctx.sessions) as s:
+        model = registry.get_model(s, job.model_version)
+        assert model.test_data_key == f"dataset:{dataset_id}"
+        # One epoch at a tiny learning rate does not beat the production model.
+        assert model.stage == "candidate"
+        assert registry.production_version(s)[0] != model.version
+
+
 def _bulk_job(ctx: WorkerContext, n: int) -> str:
     with session_scope(ctx.sessions) as s:
         version = registry.production_version(s)[0]
