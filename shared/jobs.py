@@ -172,6 +172,13 @@ def touch(session: Session, job_id: str) -> None:
     )
 
 
+def release(session: Session, job_id: str) -> None:
+    """Clear the heartbeat of a running job this worker gives up on, for a retry to claim."""
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "running").values(heartbeat_at=None)
+    )
+
+
 def current_status(session: Session, job_id: str) -> str:
     return session.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from shared import jobs, registry
 from shared.db import Dataset, Job, JobResult, session_scope
 from shared.settings import Settings
 from worker.bulk import run_bulk
 from worker.context import WorkerContext
-from worker.tasks import JobCancelled, run_job
+from worker.tasks import JobCancelled, TransientJobError, run_job
 from worker.training import run_training
 
 pytestmark = pytest.mark.services
@@ -90,6 +91,25 @@ def test_cancel_and_redelivery(ctx, dataset_id) -> None:
     assert run_job(job_id, lambda c, j: calls.append(j)) == "skipped"
     assert run_job("no-such-job", lambda c, j: calls.append(j)) == "skipped"
     assert calls == []
+
+
+def test_transient_error_releases_the_job_for_a_retry(ctx, dataset_id) -> None:
+    job_id = _new_train_job(ctx, dataset_id)
+    dropped = OperationalError(
+        "SELECT 1", {}, Exception("server closed"), connection_invalidated=True
+    )
+
+    def flaky(_ctx: WorkerContext, _job_id: str) -> None:
+        raise dropped
+
+    with pytest.raises(TransientJobError):
+        run_job(job_id, flaky, can_retry=True)
+    job = _job(ctx, job_id)
+    assert job.status == "running" and job.heartbeat_at is None
+    # The retry claims it at once; on the last try the same error fails the job.
+    with pytest.raises(OperationalError):
+        run_job(job_id, flaky, can_retry=False)
+    assert _job(ctx, job_id).status == "failed"
 
 
 def test_training_registers_and_promotes(ctx, dataset_id) -> None:
