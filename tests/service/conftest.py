@@ -210,7 +210,7 @@ class Process:
             return ""
 
 
-def wait_http_ok(url: str, proc: Process, timeout: float = 90) -> None:
+def wait_http_ok(url: str, proc: Process, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.proc is not None and proc.proc.poll() is not None:
