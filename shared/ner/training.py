@@ -182,7 +182,7 @@ def train_steps(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             done += 1
-            yield progress("training", epoch, done, loss=float(loss))
+            yield progress("training", epoch, done, loss=loss.item())
         model.eval()
         yield progress("evaluating", epoch, done)
         metrics = evaluate(predictor, validation)

@@ -1,0 +1,73 @@
+"""Helpers the benchmark scripts share: machine description, result files, span → tag scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.ner.formats import Sentence
+from shared.ner.runtime import cpu_has_amx
+
+RESULTS = Path(__file__).parent / "results"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "amx": cpu_has_amx(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_average_at_start": os.getloadavg()[0],
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def entities_to_tags(sentence: Sentence, entities: list[dict[str, Any]]) -> list[str]:
+    """Word tags from character-span entities: a word belongs to the entity it overlaps.
+
+    Used to score tools (the stock pipeline) whose spans need not fall on our words.
+    """
+    tags = ["O"] * len(sentence.words)
+    for ent in sorted(entities, key=lambda e: e["start"]):
+        label = ent.get("entity_group") or ent.get("label")
+        inside = [
+            i for i, (a, b) in enumerate(sentence.words) if a < ent["end"] and b > ent["start"]
+        ]
+        if not inside or any(tags[i] != "O" for i in inside):
+            continue
+        tags[inside[0]] = f"B-{label}"
+        for i in inside[1:]:
+            tags[i] = f"I-{label}"
+    return tags
