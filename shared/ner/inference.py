@@ -48,11 +48,18 @@ class Predictor:
         precision: str = "auto",
         max_length: int | None = None,
         stride: int = DEFAULT_STRIDE,
+        owns_model: bool = False,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.bf16 = use_bf16(self.device, precision)
+        # A model we own (loaded for serving) is cast to bf16 once: ~15% faster than
+        # autocast, which re-casts every weight on every call. A model being trained
+        # (validation during `train`) keeps fp32 weights and runs under autocast.
+        self._autocast = self.bf16 and not owns_model
+        if self.bf16 and owns_model:
+            self.model.to(torch.bfloat16)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
@@ -66,7 +73,7 @@ class Predictor:
         model_dir = Path(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
-        return cls(model, tokenizer, **kwargs)
+        return cls(model, tokenizer, owns_model=True, **kwargs)
 
     @property
     def labels(self) -> list[str]:
@@ -134,7 +141,7 @@ class Predictor:
         for i, s in enumerate(sequences):
             input_ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
-        with torch.inference_mode(), autocast(self.device, self.bf16):
+        with torch.inference_mode(), autocast(self.device, self._autocast):
             logits = self.model(
                 input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
             ).logits

@@ -213,7 +213,8 @@ def train(
     """Fine-tune on `train_data` and save the model to `out_dir`.
 
     Without `validation` and `test`, the training data is split 80/10/10 with the
-    seed; with only one of them missing, it is taken from the training data (10%).
+    seed. With validation alone, metrics are reported on it; with test alone, 10% of
+    the training data is held out for early stopping.
     A `callback` receives a `Progress` after every step; raising `TrainingCancelled`
     from it stops training and removes what was written.
     """
@@ -225,11 +226,11 @@ def train(
         raise FileExistsError(f"{out} exists and is not empty")
     if validation is None and test is None:
         train_data, validation, test = split_dataset(train_data, config.seed)
-    elif validation is None or test is None:
-        rest, held, _ = split_dataset(train_data, config.seed, (0.9, 0.1, 0.0))
-        train_data = rest
-        validation = validation or held
-        test = test or held
+    elif test is None:
+        test = validation  # scores are then reported on the validation data
+    elif validation is None:
+        # Early stopping must not look at the test data: hold out 10% of training.
+        train_data, validation, _ = split_dataset(train_data, config.seed, (0.9, 0.1, 0.0))
     assert validation is not None and test is not None
     if config.max_sentences:
         train_data = train_data.subset(train_data.sentences[: config.max_sentences], "")
