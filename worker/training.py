@@ -129,18 +129,18 @@ def run_training(ctx: WorkerContext, job_id: str) -> None:
         for name in ("validation", "test"):
             if params.get(f"{name}_dataset_id"):
                 wanted[name] = params[f"{name}_dataset_id"]
-        sources: dict[str, tuple[str, str]] = {}
+        sources: dict[str, tuple[str, str, bool]] = {}
         for name, wanted_id in wanted.items():
             row = session.get(DatasetRow, wanted_id)
             if row is None:
                 raise LookupError(f"{name} dataset {wanted_id} no longer exists")
-            sources[name] = (row.object_key, row.format)
+            sources[name] = (row.object_key, row.format, row.skip_invalid)
 
     recorder = ProgressRecorder(ctx, job_id)
     recorder.stage("loading data", 0.01)
     work = Path(tempfile.mkdtemp(prefix=f"train-{job_id}-", dir=_work_dir(ctx)))
     try:
-        data = {name: _load(ctx, key, fmt, work) for name, (key, fmt) in sources.items()}
+        data = {name: _load(ctx, work, *source) for name, source in sources.items()}
         seed = int(params.get("seed", 42))
         train_ds, validation, test = _splits(data, seed)
         test_key = (
@@ -199,10 +199,11 @@ def _work_dir(ctx: WorkerContext) -> Path:
     return path
 
 
-def _load(ctx: WorkerContext, key: str, fmt: str, work: Path) -> Dataset:
+def _load(ctx: WorkerContext, work: Path, key: str, fmt: str, skip_invalid: bool) -> Dataset:
+    """The stored upload, read as it was validated (same format, same skip_invalid)."""
     local = work / "data" / key.rsplit("/", 1)[-1]
     ctx.store.get_file(key, local)
-    return read_dataset(local, format=fmt)
+    return read_dataset(local, format=fmt, skip_invalid=skip_invalid)
 
 
 def _splits(data: dict[str, Dataset], seed: int) -> tuple[Dataset, Dataset, Dataset]:

@@ -79,6 +79,7 @@ def upload_dataset(
             tokens=int(stats["tokens"]),
             labels=dict(stats["labels"]),
             warnings=list(dataset.warnings),
+            skip_invalid=skip_invalid,
         )
         row.object_key = f"datasets/{row.id}/{filename}"
         state.store.put_file(row.object_key, local)

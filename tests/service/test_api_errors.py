@@ -58,6 +58,10 @@ def test_invalid_dataset_is_422_with_lines(client: TestClient) -> None:
     assert isinstance(detail, list) and detail
     assert {"line", "message"} <= set(detail[0])
     assert detail[0]["line"] == 2
+    # The same file with its invalid records left out on request.
+    r = client.post("/datasets", files=csv_file(bad), data={"skip_invalid": "true"})
+    assert r.status_code == 201
+    assert r.json()["sentences"] == 1 and "left out" in r.json()["warnings"][0]
 
 
 def test_valid_dataset_answers_statistics(client: TestClient) -> None:

@@ -152,6 +152,30 @@ def test_training_with_given_test_set_compares_like_for_like(ctx, dataset_id) ->
         assert registry.production_version(s)[0] != model.version
 
 
+def test_dataset_uploaded_with_skip_invalid_trains(ctx, train_csv: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text(train_csv.read_text() + "Angela lives,B-PER O O\n")
+    key = "datasets/tasks/broken.csv"
+    ctx.store.put_file(key, broken)
+    with session_scope(ctx.sessions) as s:
+        row = Dataset(
+            name="broken",
+            format="csv",
+            object_key=key,
+            sentences=120,
+            tokens=0,
+            labels={},
+            warnings=[],
+            skip_invalid=True,
+        )
+        s.add(row)
+        s.flush()
+        dataset_id = row.id
+    job_id = _new_train_job(ctx, dataset_id, epochs=1, learning_rate=1e-5)
+    assert run_job(job_id, run_training) == "done", _job(ctx, job_id).error
+    assert _job(ctx, job_id).status == "succeeded"
+
+
 def _bulk_job(ctx: WorkerContext, n: int) -> str:
     with session_scope(ctx.sessions) as s:
         version = registry.production_version(s)[0]
