@@ -21,6 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import SHARED_DATA, machine, write_result  # noqa: E402
 
+# The `ner` installed beside this Python, so the script works without an activated venv.
+_beside = Path(sys.executable).with_name("ner")
+NER = str(_beside) if _beside.exists() else "ner"
+
 PRESETS = {
     "conll": {
         "train": ["--train", str(SHARED_DATA / "conll2003" / "train.txt"),
@@ -57,7 +61,7 @@ def main() -> None:
     preset = PRESETS[args.preset]
     out = args.out or f"runs/bench-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     start_machine = machine()
-    train_cmd = ["ner", "train", *preset["train"], "--out", out, "--quiet", *extra]
+    train_cmd = [NER, "train", *preset["train"], "--out", out, "--quiet", *extra]
     trained, train_seconds = run(train_cmd)
     result = {
         "preset": args.preset,
@@ -70,10 +74,10 @@ def main() -> None:
         "training": json.loads((Path(out) / "training.json").read_text()),
     }
     if preset["evaluate_on"]:
-        scores, _ = run(["ner", "evaluate", "--model", out, "--data", preset["evaluate_on"]])
+        scores, _ = run([NER, "evaluate", "--model", out, "--data", preset["evaluate_on"]])
         result["validation"] = scores
     if args.test:
-        scores, _ = run(["ner", "evaluate", "--model", out, "--data", args.test])
+        scores, _ = run([NER, "evaluate", "--model", out, "--data", args.test])
         result["test"] = scores
     path = write_result(f"accuracy-{args.preset}", result)
     summary = {k: result[k] for k in ("preset", "train_seconds")}
