@@ -63,10 +63,10 @@ start_pg() {
   local data="$DIR/pg"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
-    [ "$(id -u)" = 0 ] && chown -R postgres "$DIR/pg"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$data"; fi
     as_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust --no-sync >"$DIR/pg-initdb.log" 2>&1
   fi
-  [ "$(id -u)" = 0 ] && chown postgres "$DIR/pg"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
   # Sockets go to the data directory: /var/run/postgresql may not exist or be writable.
   as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w \
     -o "-p $PG_PORT -h 127.0.0.1 -k $data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
