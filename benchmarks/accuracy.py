@@ -1,7 +1,7 @@
 """Accuracy and training time of the default `ner train`, run as a user runs it.
 
-    python benchmarks/accuracy.py conll            # CoNLL-2003 train → validation F1 (+ --test FILE)
-    python benchmarks/accuracy.py gmb              # the original dataset, seeded 80/10/10 split
+    python benchmarks/accuracy.py conll    # CoNLL-2003 train → validation F1 (+ --test FILE)
+    python benchmarks/accuracy.py gmb      # the original dataset, seeded 80/10/10 split
 
 Each preset runs the `ner` command in a subprocess, times it, then scores the
 saved model with `ner evaluate`, and writes benchmarks/results/accuracy-<preset>.json.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, machine, write_result  # noqa: E402
+from benchmarks.common import SHARED_DATA, machine, write_result
 
 # The `ner` installed beside this Python, so the script works without an activated venv.
 _beside = Path(sys.executable).with_name("ner")
@@ -27,8 +27,12 @@ NER = str(_beside) if _beside.exists() else "ner"
 
 PRESETS = {
     "conll": {
-        "train": ["--train", str(SHARED_DATA / "conll2003" / "train.txt"),
-                  "--validation", str(SHARED_DATA / "conll2003" / "valid.txt")],
+        "train": [
+            "--train",
+            str(SHARED_DATA / "conll2003" / "train.txt"),
+            "--validation",
+            str(SHARED_DATA / "conll2003" / "valid.txt"),
+        ],
         "evaluate_on": str(SHARED_DATA / "conll2003" / "valid.txt"),
         "goal": "validation f1 >= 0.900 within 25 minutes on 2 cores",
     },

@@ -22,8 +22,8 @@ from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, entities_to_tags, machine, write_result  # noqa: E402
-from shared.ner import Predictor, read_dataset, score  # noqa: E402
+from benchmarks.common import SHARED_DATA, entities_to_tags, machine, write_result
+from shared.ner import Predictor, read_dataset, score
 
 
 def main() -> None:
@@ -42,8 +42,13 @@ def main() -> None:
     words = sum(len(s.words) for s in sentences)
     gold = [s.tags for s in sentences]
 
-    stock = pipeline("token-classification", model=args.model, aggregation_strategy="simple",
-                     batch_size=32, device=-1)
+    stock = pipeline(
+        "token-classification",
+        model=args.model,
+        aggregation_strategy="simple",
+        batch_size=32,
+        device=-1,
+    )
     ours = Predictor.load(args.model)
     ours_fp32 = Predictor.load(args.model, precision="fp32")
 
@@ -51,10 +56,16 @@ def main() -> None:
     stock_out = stock(texts)
     ours_out = ours.predict(texts, batch_size=args.batch_size)
     fp32_out = ours_fp32.predict(texts, batch_size=args.batch_size)
+
+    def scored(outputs: list) -> dict:
+        return score(
+            gold, [entities_to_tags(s, e) for s, e in zip(sentences, outputs, strict=True)]
+        )
+
     f1 = {
-        "pipeline": score(gold, [entities_to_tags(s, e) for s, e in zip(sentences, stock_out)]),
-        "predictor": score(gold, [entities_to_tags(s, e) for s, e in zip(sentences, ours_out)]),
-        "predictor_fp32": score(gold, [entities_to_tags(s, e) for s, e in zip(sentences, fp32_out)]),
+        "pipeline": scored(stock_out),
+        "predictor": scored(ours_out),
+        "predictor_fp32": scored(fp32_out),
     }
 
     rounds = []
@@ -65,9 +76,11 @@ def main() -> None:
         ours.predict(texts, batch_size=args.batch_size)
         t2 = time.perf_counter()
         rounds.append({"pipeline_wps": words / (t1 - t0), "predictor_wps": words / (t2 - t1)})
-        print(f"round {r + 1}: pipeline {words / (t1 - t0):,.0f} w/s, "
-              f"predictor {words / (t2 - t1):,.0f} w/s, ratio {(t1 - t0) / (t2 - t1):.2f}",
-              file=sys.stderr)
+        print(
+            f"round {r + 1}: pipeline {words / (t1 - t0):,.0f} w/s, "
+            f"predictor {words / (t2 - t1):,.0f} w/s, ratio {(t1 - t0) / (t2 - t1):.2f}",
+            file=sys.stderr,
+        )
 
     latencies = []
     for text in texts[: args.latency_samples]:
@@ -86,16 +99,23 @@ def main() -> None:
         "model": args.model,
         "sentences": len(texts),
         "words": words,
-        "predictor": {"bf16": ours.bf16, "batch_size": args.batch_size,
-                      "threads": torch.get_num_threads()},
+        "predictor": {
+            "bf16": ours.bf16,
+            "batch_size": args.batch_size,
+            "threads": torch.get_num_threads(),
+        },
         "rounds": rounds,
         "pipeline_words_per_second": round(statistics.median(r["pipeline_wps"] for r in rounds)),
         "predictor_words_per_second": round(statistics.median(r["predictor_wps"] for r in rounds)),
         "ratio_median": round(statistics.median(ratios), 2),
         "ratio_min": round(min(ratios), 2),
         "f1": {k: v["f1"] for k, v in f1.items()},
-        "f1_gap_pipeline_vs_predictor": round(abs(f1["pipeline"]["f1"] - f1["predictor"]["f1"]) * 100, 2),
-        "f1_gap_bf16_vs_fp32": round(abs(f1["predictor"]["f1"] - f1["predictor_fp32"]["f1"]) * 100, 2),
+        "f1_gap_pipeline_vs_predictor": round(
+            abs(f1["pipeline"]["f1"] - f1["predictor"]["f1"]) * 100, 2
+        ),
+        "f1_gap_bf16_vs_fp32": round(
+            abs(f1["predictor"]["f1"] - f1["predictor_fp32"]["f1"]) * 100, 2
+        ),
         "latency_ms_one_sentence": {"p50": pct(50), "p99": pct(99), "samples": len(latencies)},
     }
     path = write_result(args.name, result)

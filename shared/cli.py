@@ -47,7 +47,9 @@ def _read(path: str | None, args: argparse.Namespace) -> Any:
 def _model_dir(path: str) -> Path:
     model = Path(path)
     if not (model / "config.json").is_file():
-        raise BadInput(f"{path}: not a model directory (no config.json); train one with `ner train`")
+        raise BadInput(
+            f"{path}: not a model directory (no config.json); train one with `ner train`"
+        )
     return model
 
 
@@ -74,8 +76,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config.epochs < 1 or config.batch_size < 1:
         raise BadInput("--epochs and --batch-size must be at least 1")
     result = train(
-        datasets["train"], out, config,
-        validation=datasets["validation"], test=datasets["test"],
+        datasets["train"],
+        out,
+        config,
+        validation=datasets["validation"],
+        test=datasets["test"],
         progress_bar=not args.quiet,
     )
     print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
@@ -154,20 +159,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ner", description="Train, evaluate and serve NER models.")
+    parser = argparse.ArgumentParser(
+        prog="ner", description="Train, evaluate and serve NER models."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--format", default="auto", choices=["auto", "csv", "conll", "jsonl"])
-        p.add_argument("--skip-invalid", action="store_true",
-                       help="leave out sentences with problems (listed as a warning) instead of "
-                            "refusing the file")
+        p.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="leave out sentences with problems (listed as a warning) instead of "
+            "refusing the file",
+        )
 
     def run_options(p: argparse.ArgumentParser, batch: int) -> None:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-        p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                       help="auto: bf16 autocast on CUDA and on CPUs with AMX")
+        p.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", "fp32", "bf16"],
+            help="auto: bf16 autocast on CUDA and on CPUs with AMX",
+        )
         p.add_argument("--batch-size", type=int, default=batch)
 
     p = sub.add_parser("train", help="fine-tune a model")
@@ -198,8 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, 64)
     p.set_defaults(func=cmd_predict)
 
-    for name, func, what in (("serve", cmd_serve, "the whole service with embedded defaults"),
-                             ("api", cmd_api, "the HTTP API alone")):
+    for name, func, what in (
+        ("serve", cmd_serve, "the whole service with embedded defaults"),
+        ("api", cmd_api, "the HTTP API alone"),
+    ):
         p = sub.add_parser(name, help=what)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
@@ -231,8 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # the last resort: one line for the user, the traceback on --debug
         if args.debug:
             raise
-        print(f"ner {args.command}: error: {type(err).__name__}: {err} (--debug shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"ner {args.command}: error: {type(err).__name__}: {err} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -28,11 +28,11 @@ def parse_documents(lines: Iterable[str], *, first_line: int = 1) -> list[Docume
             problems.append(Problem(number, f"invalid JSON at column {err.colno}: {err.msg}"))
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            problems.append(Problem(number, "expected an object with a \"text\" string"))
+            problems.append(Problem(number, 'expected an object with a "text" string'))
             continue
         doc_id = obj.get("id", number)
         if not isinstance(doc_id, str | int):
-            problems.append(Problem(number, "\"id\" must be a string or a number"))
+            problems.append(Problem(number, '"id" must be a string or a number'))
             continue
         documents.append(Document(str(doc_id), obj["text"]))
     if problems:

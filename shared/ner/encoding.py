@@ -10,6 +10,7 @@ truncated: a text of any length becomes as many windows as it needs.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,17 +21,19 @@ IGNORE = -100  # the label index torch's cross-entropy skips
 
 @dataclass
 class Window:
-    doc: int                    # which input this window belongs to
+    doc: int  # which input this window belongs to
     input_ids: list[int]
-    words: list[int]            # word index per position (-1: special token)
-    owned: list[int]            # positions of owned first sub-tokens, in word order
+    words: list[int]  # word index per position (-1: special token)
+    owned: list[int]  # positions of owned first sub-tokens, in word order
     labels: list[int] | None = None
 
 
 class WindowEncoder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int) -> None:
         if not tokenizer.is_fast:
-            raise ValueError("the tokenizer must be a fast (Rust) tokenizer: word alignment needs it")
+            raise ValueError(
+                "the tokenizer must be a fast (Rust) tokenizer: word alignment needs it"
+            )
         self.tokenizer = tokenizer
         # The special tokens the tokenizer wraps a sequence in ([CLS] … [SEP], <s> … </s>):
         # read off one probe word, since v5's generic tokenizers have no
@@ -92,7 +95,7 @@ class WindowEncoder:
             spans = self._spans(starts, n)
             # Ownership boundaries: the middle of each overlap, moved to a word start.
             cuts = [0]
-            for (_, e0), (s1, _) in zip(spans, spans[1:], strict=False):
+            for (_, e0), (s1, _) in itertools.pairwise(spans):
                 mid = (s1 + e0) // 2
                 while mid < e0 and not starts[mid]:
                     mid += 1
@@ -116,6 +119,8 @@ class WindowEncoder:
                         owned.append(pos)
                     if labels is not None and tags is not None:
                         tag = tags[doc][w]
-                        labels[pos] = tag if starts[j] or continuation is None else continuation[tag]
+                        labels[pos] = (
+                            tag if starts[j] or continuation is None else continuation[tag]
+                        )
                 windows.append(Window(doc, full, word_of, owned, labels))
         return windows

@@ -12,8 +12,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from seqeval.metrics import accuracy_score, classification_report, f1_score
-from seqeval.metrics import precision_score, recall_score
+from seqeval.metrics import (
+    accuracy_score,
+    classification_report,
+    f1_score,
+    precision_score,
+    recall_score,
+)
 from seqeval.scheme import IOB2
 
 from .formats import Dataset, Sentence

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import random
 import zipfile
@@ -34,7 +35,9 @@ EXTENSIONS = {
     ".jsonl": "jsonl",
     ".json": "jsonl",
 }
-SKIP_HINT = "pass --skip-invalid (API: skip_invalid=true) to leave these sentences out and use the rest"
+SKIP_HINT = (
+    "pass --skip-invalid (API: skip_invalid=true) to leave these sentences out and use the rest"
+)
 
 
 @dataclass
@@ -112,8 +115,11 @@ def _decode(data: bytes) -> str:
                 raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 problems.append(
-                    Problem(number, f"bytes that are not UTF-8 at column {err.start + 1} "
-                            f"({raw[err.start:err.start + 4]!r}); save the file as UTF-8")
+                    Problem(
+                        number,
+                        f"bytes that are not UTF-8 at column {err.start + 1} "
+                        f"({raw[err.start : err.start + 4]!r}); save the file as UTF-8",
+                    )
                 )
         raise DatasetError(problems) from None
 
@@ -124,7 +130,8 @@ def _read_source(path: Path, fmt: str) -> tuple[str, str]:
         try:
             with zipfile.ZipFile(path) as archive:
                 members = [
-                    m for m in archive.namelist()
+                    m
+                    for m in archive.namelist()
                     if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")
                 ]
                 if len(members) != 1:
@@ -152,16 +159,22 @@ def detect_format(name: str, text: str) -> str:
     if len(first.split()) >= 2:
         return "conll"
     raise DatasetError(
-        [Problem(1, "cannot tell the format from the name or the content; use .csv (text,labels), "
-                 ".txt/.conll (token and tag columns) or .jsonl (text and entities), or --format")]
+        [
+            Problem(
+                1,
+                "cannot tell the format from the name or the content; use .csv (text,labels), "
+                ".txt/.conll (token and tag columns) or .jsonl (text and entities), or --format",
+            )
+        ]
     )
 
 
 # ---------------------------------------------------------------- tags
 
 
-def _check_tags(tokens: Sequence[str], tags: Sequence[str], line: int,
-                token_lines: Sequence[int] | None = None) -> list[Problem]:
+def _check_tags(
+    tokens: Sequence[str], tags: Sequence[str], line: int, token_lines: Sequence[int] | None = None
+) -> list[Problem]:
     problems = []
     for i, (tok, tag) in enumerate(zip(tokens, tags, strict=True)):
         why = tag_error(tag)
@@ -197,8 +210,16 @@ def _read_csv(text: str) -> Iterator[Record]:
         return
     columns = [c.strip().lower() for c in header]
     if "text" not in columns or "labels" not in columns:
-        yield None, [Problem(1, f"the CSV header must name the columns text and labels "
-                                f"(found: {','.join(header)})")]
+        yield (
+            None,
+            [
+                Problem(
+                    1,
+                    f"the CSV header must name the columns text and labels "
+                    f"(found: {','.join(header)})",
+                )
+            ],
+        )
         return
     ti, li = columns.index("text"), columns.index("labels")
     start_line = reader.line_num + 1
@@ -214,8 +235,14 @@ def _read_csv(text: str) -> Iterator[Record]:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(ti, li):
-            yield None, [Problem(line, f"expected the columns {','.join(header)}, "
-                                       f"found {len(row)} value(s)")]
+            yield (
+                None,
+                [
+                    Problem(
+                        line, f"expected the columns {','.join(header)}, found {len(row)} value(s)"
+                    )
+                ],
+            )
             continue
         tokens, tags = row[ti].split(), row[li].split()
         if len(tokens) != len(tags):
@@ -235,7 +262,8 @@ def _read_conll(text: str) -> Iterator[Record]:
         if not tokens and not problems:
             return None
         record: Record = (
-            (None, list(problems)) if problems
+            (None, list(problems))
+            if problems
             else (Sentence.from_tokens(tokens, tags, lines[0]), [])
         )
         for part in (tokens, tags, lines, problems):
@@ -251,8 +279,12 @@ def _read_conll(text: str) -> Iterator[Record]:
             continue
         columns = line.split()
         if len(columns) < 2:
-            problems.append(Problem(number, f"expected a token and a tag separated by a space or "
-                                            f"tab, found {line!r}"))
+            problems.append(
+                Problem(
+                    number,
+                    f"expected a token and a tag separated by a space or tab, found {line!r}",
+                )
+            )
             continue
         tok, tag = columns[0], columns[-1]
         why = tag_error(tag)
@@ -276,29 +308,47 @@ def _entity_parts(entity: object) -> tuple[object, object, object]:
 
 def _jsonl_record(obj: object, line: int) -> Record:
     if not isinstance(obj, dict):
-        return None, [Problem(line, "expected a JSON object {\"text\": ..., \"entities\": [...]}")]
+        return None, [Problem(line, 'expected a JSON object {"text": ..., "entities": [...]}')]
     text = obj.get("text")
     if not isinstance(text, str):
-        return None, [Problem(line, "missing \"text\" (a string)")]
+        return None, [Problem(line, 'missing "text" (a string)')]
     raw = obj.get("entities", obj.get("label", obj.get("spans", [])))
     if not isinstance(raw, list):
-        return None, [Problem(line, "\"entities\" must be a list of {start, end, label}")]
+        return None, [Problem(line, '"entities" must be a list of {start, end, label}')]
     problems: list[Problem] = []
     spans: list[tuple[int, int, str]] = []
     for n, entity in enumerate(raw, start=1):
         start, end, label = _entity_parts(entity)
-        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)) \
-                or isinstance(start, bool) or isinstance(end, bool):  # JSON true is no offset
-            problems.append(Problem(line, f"entity {n}: expected {{\"start\": int, \"end\": int, "
-                                          f"\"label\": str}} or [start, end, label], got {entity!r}"))
+        if (
+            not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str))
+            or isinstance(start, bool)
+            or isinstance(end, bool)
+        ):  # JSON true is no offset
+            problems.append(
+                Problem(
+                    line,
+                    f'entity {n}: expected {{"start": int, "end": int, '
+                    f'"label": str}} or [start, end, label], got {entity!r}',
+                )
+            )
             continue
         if not label or any(c.isspace() for c in label) or label[:2] in ("B-", "I-"):
-            problems.append(Problem(line, f"entity {n}: label {label!r} must be a bare type "
-                                          f"such as PER (no spaces, no B-/I- prefix)"))
+            problems.append(
+                Problem(
+                    line,
+                    f"entity {n}: label {label!r} must be a bare type "
+                    f"such as PER (no spaces, no B-/I- prefix)",
+                )
+            )
             continue
         if not 0 <= start < end <= len(text):
-            problems.append(Problem(line, f"entity {n} [{start}, {end}) {label}: outside the text "
-                                          f"(length {len(text)}) or empty"))
+            problems.append(
+                Problem(
+                    line,
+                    f"entity {n} [{start}, {end}) {label}: outside the text "
+                    f"(length {len(text)}) or empty",
+                )
+            )
             continue
         # Whitespace at a span's edge is an annotation-tool habit, not meaning: trim it.
         given = f"[{start}, {end})"
@@ -311,16 +361,26 @@ def _jsonl_record(obj: object, line: int) -> Record:
             continue
         for edge, side in ((start, "starts"), (end, "ends")):
             if 0 < edge < len(text) and is_word_char(text[edge - 1]) and is_word_char(text[edge]):
-                problems.append(Problem(line, f"entity {n} [{start}, {end}) {label} "
-                                              f"{text[start:end]!r} {side} inside a word"))
+                problems.append(
+                    Problem(
+                        line,
+                        f"entity {n} [{start}, {end}) {label} "
+                        f"{text[start:end]!r} {side} inside a word",
+                    )
+                )
                 break
         else:
             spans.append((start, end, label))
     spans.sort()
-    for (s1, e1, l1), (s2, e2, l2) in zip(spans, spans[1:], strict=False):
+    for (s1, e1, l1), (s2, e2, l2) in itertools.pairwise(spans):
         if s2 < e1:
-            problems.append(Problem(line, f"entities overlap: [{s1}, {e1}) {l1} "
-                                          f"{text[s1:e1]!r} and [{s2}, {e2}) {l2} {text[s2:e2]!r}"))
+            problems.append(
+                Problem(
+                    line,
+                    f"entities overlap: [{s1}, {e1}) {l1} "
+                    f"{text[s1:e1]!r} and [{s2}, {e2}) {l2} {text[s2:e2]!r}",
+                )
+            )
     if problems:
         return None, problems
     cuts = {p for s, e, _ in spans for p in (s, e)}
@@ -390,7 +450,8 @@ def parse_dataset(text: str, fmt: str, name: str = "", *, skip_invalid: bool = F
         converted += n
     if converted:
         dataset.warnings.append(
-            f"converted {converted} tag(s) from IOB1 to IOB2 (an I- tag starting an entity became B-)"
+            f"converted {converted} tag(s) from IOB1 to IOB2 "
+            "(an I- tag starting an entity became B-)"
         )
     return dataset
 
@@ -417,7 +478,9 @@ def read_dataset(
     text, member = _read_source(path, format)
     if not text.strip():  # before detection, which has nothing to go by in an empty file
         raise DatasetError([Problem(1, "the file is empty")])
-    fmt = detect_format(member if member != path.name else name, text) if format == "auto" else format
+    fmt = (
+        detect_format(member if member != path.name else name, text) if format == "auto" else format
+    )
     return parse_dataset(text, fmt, name, skip_invalid=skip_invalid)
 
 

@@ -51,7 +51,7 @@ class Predictor:
         owns_model: bool = False,
     ) -> None:
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
+        self.model: Any = model.to(self.device).eval()  # type: ignore[arg-type]
         self.tokenizer = tokenizer
         self.bf16 = use_bf16(self.device, precision)
         # A model we own (loaded for serving) is cast to bf16 once: ~15% faster than
@@ -60,7 +60,7 @@ class Predictor:
         self._autocast = self.bf16 and not owns_model
         if self.bf16 and owns_model:
             self.model.to(torch.bfloat16)
-        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
         )
@@ -126,8 +126,13 @@ class Predictor:
             start, end = words[first][0], words[last - 1][1]
             score = sum(probs[first:last]) / (last - first)
             out.append(
-                {"start": start, "end": end, "label": kind, "text": text[start:end],
-                 "score": round(score, 4)}
+                {
+                    "start": start,
+                    "end": end,
+                    "label": kind,
+                    "text": text[start:end],
+                    "score": round(score, 4),
+                }
             )
         return out
 

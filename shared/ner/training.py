@@ -42,32 +42,32 @@ from .labels import continuation_ids, label_list
 from .runtime import autocast, pick_device, use_bf16
 
 
-class TrainingCancelled(Exception):  # noqa: N818 - it is an outcome, not a fault
+class TrainingCancelled(Exception):
     """Raised by a progress callback to stop training; the output directory is removed."""
 
 
 @dataclass
 class TrainConfig:
-    base_model: str | None = None     # name or directory; None: the packaged MiniLM
+    base_model: str | None = None  # name or directory; None: the packaged MiniLM
     epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-4
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    patience: int = 2                  # epochs without a better validation F1 before stopping
+    patience: int = 2  # epochs without a better validation F1 before stopping
     seed: int = 42
-    max_sentences: int | None = None   # cap on training sentences (quick runs)
-    max_length: int | None = None      # window size in sub-tokens; None: the encoder's, ≤ 512
+    max_sentences: int | None = None  # cap on training sentences (quick runs)
+    max_length: int | None = None  # window size in sub-tokens; None: the encoder's, ≤ 512
     stride: int = DEFAULT_STRIDE
-    precision: str = "auto"            # auto | fp32 | bf16 (autocast)
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast)
     device: str = "auto"
 
 
 @dataclass
 class Progress:
-    stage: str                         # preparing | training | evaluating | saving | done
-    fraction: float                    # 0–1 of the whole run
+    stage: str  # preparing | training | evaluating | saving | done
+    fraction: float  # 0–1 of the whole run
     epoch: int = 0
     epochs: int = 0
     step: int = 0
@@ -81,7 +81,7 @@ class Progress:
 @dataclass
 class TrainResult:
     model_dir: Path
-    metrics: dict[str, Any]                   # on the test split
+    metrics: dict[str, Any]  # on the test split
     validation_metrics: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -102,7 +102,8 @@ def _load(base: str, labels: list[str]) -> tuple[Any, Any]:
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
     groups = [
@@ -133,15 +134,19 @@ def train_steps(
         [[label_index.get(t, 0) for t in s.tags] for s in train_data.sentences],
         continuation_ids(labels),
     )
-    features = [
-        {"input_ids": w.input_ids, "attention_mask": [1] * len(w.input_ids), "labels": w.labels}
+    features: list[dict[str, list[int]]] = [
+        {
+            "input_ids": w.input_ids,
+            "attention_mask": [1] * len(w.input_ids),
+            "labels": w.labels or [],
+        }
         for w in windows
     ]
     generator = torch.Generator().manual_seed(config.seed)
     sampler = LengthGroupedSampler(
         config.batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator
     )
-    loader = DataLoader(
+    loader: DataLoader[Any] = DataLoader(
         features,  # type: ignore[arg-type]
         batch_size=config.batch_size,
         sampler=sampler,
@@ -157,8 +162,14 @@ def train_steps(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(total * config.warmup_ratio), total
     )
-    predictor = Predictor(model, tokenizer, device=str(device), precision=config.precision,
-                          max_length=max_length, stride=config.stride)
+    predictor = Predictor(
+        model,
+        tokenizer,
+        device=str(device),
+        precision=config.precision,
+        max_length=max_length,
+        stride=config.stride,
+    )
     best_f1, best_state, stale = -1.0, None, 0
     done = 0
     start = time.perf_counter()
@@ -167,8 +178,17 @@ def train_steps(
         elapsed = time.perf_counter() - start
         fraction = min(done / grand_total, 1.0)
         eta = elapsed / fraction * (1 - fraction) if fraction > 0.01 else None
-        return Progress(stage, fraction, epoch, config.epochs, step, total, eta_seconds=eta,
-                        seconds=elapsed, **extra)
+        return Progress(
+            stage,
+            fraction,
+            epoch,
+            config.epochs,
+            step,
+            total,
+            eta_seconds=eta,
+            seconds=elapsed,
+            **extra,
+        )
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -247,8 +267,13 @@ def train(
             callback(p)
 
     partial = out.with_name(out.name + ".partial")
-    bar = tqdm(total=100, unit="%", file=sys.stderr, disable=not progress_bar,
-               bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+    bar = tqdm(
+        total=100,
+        unit="%",
+        file=sys.stderr,
+        disable=not progress_bar,
+        bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}",
+    )
     try:
         report(Progress("preparing", 0.0))
         tokenizer, model = _load(base, labels)
@@ -267,8 +292,14 @@ def train(
                 last_report = now
                 report(p)
         report(Progress("testing", 0.99, seconds=time.perf_counter() - began))
-        predictor = Predictor(model, tokenizer, device=config.device, precision=config.precision,
-                              max_length=config.max_length, stride=config.stride)
+        predictor = Predictor(
+            model,
+            tokenizer,
+            device=config.device,
+            precision=config.precision,
+            max_length=config.max_length,
+            stride=config.stride,
+        )
         validation_metrics = max(history, key=lambda h: h["f1"]) if history else None
         metrics = evaluate(predictor, test)
         report(Progress("saving", 0.995, seconds=time.perf_counter() - began))

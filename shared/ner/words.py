@@ -34,9 +34,7 @@ def is_word_char(ch: str) -> bool:
     return bool(WORD_CHAR_RE.match(ch))
 
 
-def split_at(
-    words: list[tuple[int, int]], cuts: set[int]
-) -> list[tuple[int, int]]:
+def split_at(words: list[tuple[int, int]], cuts: set[int]) -> list[tuple[int, int]]:
     """Split words at the character positions in `cuts` (entity boundaries inside a word)."""
     out: list[tuple[int, int]] = []
     for start, end in words:
