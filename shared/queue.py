@@ -20,13 +20,15 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
         # kombu's filesystem transport: one folder both ways, so the API process and the
         # worker process exchange messages through it.
         folder = settings.broker_folder
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            # Broadcast (pidbox) exchanges; kombu's default is ./control in the working dir.
+            "control_folder": str(folder / "control"),
         }
     # Redis hands an unacknowledged message to another worker after visibility_timeout:
     # it must be longer than the longest training, or a running job is delivered twice.
