@@ -56,6 +56,7 @@ class ProgressRecorder:
         self.job_id = job_id
         self.last_write = 0.0
         self.last_check = 0.0
+        self.progress = 0.0
 
     def stage(self, stage: str, progress: float) -> None:
         self._write(progress=progress, stage=stage, eta=None, metrics=None)
@@ -91,6 +92,8 @@ class ProgressRecorder:
         self, *, progress: float, stage: str, eta: float | None, metrics: dict[str, Any] | None
     ) -> None:
         self.last_write = self.last_check = time.monotonic()
+        # Never backwards for the user, whatever order the core's stages report in.
+        progress = self.progress = max(self.progress, progress)
         with session_scope(self.ctx.sessions) as session:
             status = jobs.record_progress(
                 session,
