@@ -120,17 +120,10 @@ def test_a_real_process_exits_2_without_traceback(write, tmp_path: Path) -> None
     """The same through the installed `ner` script, as a user runs it."""
     bad = write("bad.conll", "Angela B-PER\nMerkel E-PER\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    script = Path(sys.executable).with_name("ner")  # the installed console script
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shared.cli",
-            "train",
-            "--train",
-            str(bad),
-            "--out",
-            str(tmp_path / "m"),
-        ],
+        [*command, "train", "--train", str(bad), "--out", str(tmp_path / "m")],
         capture_output=True,
         text=True,
         timeout=120,

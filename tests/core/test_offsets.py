@@ -151,3 +151,10 @@ def test_results_do_not_depend_on_the_batch(trained) -> None:
     assert shape(together) == shape(one_by_one)
     for a, b in zip(together, one_by_one, strict=True):
         assert [e["score"] for e in a] == pytest.approx([e["score"] for e in b], abs=1e-3)
+
+
+def test_an_invisible_character_does_not_split_an_entity(predictor: Predictor) -> None:
+    [entities] = predictor.predict(["Angela\u200b Merkel visited Paris"])
+    assert [(e["text"], e["label"]) for e in entities] == [
+        ("Angela\u200b Merkel", "PER"), ("Paris", "LOC")
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -279,3 +280,19 @@ def test_skip_invalid_in_read_dataset(write) -> None:
         read_dataset(path)
     ds = read_dataset(path, skip_invalid=True)
     assert len(ds) == 1 and [p.line for p in ds.skipped] == [2]
+
+
+GMB = Path(__file__).resolve().parents[3] / "shared" / "data" / "gmb" / "archive.zip"
+
+
+@pytest.mark.skipif(not GMB.is_file(), reason="the original dataset is not in ../shared/data")
+def test_the_original_dataset_reports_its_13_bad_rows_by_line() -> None:
+    ds = read_dataset(GMB, skip_invalid=True)
+    assert ds.format == "csv"
+    assert len(ds.skipped) == 13
+    assert [str(p) for p in ds.skipped[:3]] == [
+        "line 63: 50 tokens but 54 labels",
+        "line 10912: 28 tokens but 29 labels",
+        "line 21090: 17 tokens but 19 labels",
+    ]
+    assert len(ds) == 47946
