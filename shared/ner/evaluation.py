@@ -9,7 +9,7 @@ CoNLL results; `f1_strict` is the strict IOB2 mode.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from seqeval.metrics import (
@@ -63,9 +63,24 @@ def predict_tags(
     return [spans_to_tags(len(tags), tags_to_spans(tags)) for tags, _ in tagged]
 
 
-def evaluate(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> dict[str, Any]:
+def evaluate_chunks(
+    predictor: Predictor, dataset: Dataset, chunk_size: int = 256, batch_size: int = 64
+) -> Iterator[dict[str, Any] | None]:
+    """Evaluate `chunk_size` sentences at a time: yields None after each chunk (so a
+    caller can report progress or stop), then the scores."""
     start = time.perf_counter()
-    predicted = predict_tags(predictor, dataset.sentences, batch_size)
-    result = score([s.tags for s in dataset.sentences], predicted)
+    sentences = dataset.sentences
+    predicted: list[list[str]] = []
+    for lo in range(0, len(sentences), chunk_size):
+        predicted.extend(predict_tags(predictor, sentences[lo : lo + chunk_size], batch_size))
+        yield None
+    result = score([s.tags for s in sentences], predicted)
     result["seconds"] = round(time.perf_counter() - start, 2)
+    yield result
+
+
+def evaluate(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> dict[str, Any]:
+    """Scores of `predictor` on a labelled dataset (the `ner evaluate` JSON)."""
+    *_, result = evaluate_chunks(predictor, dataset, max(1, len(dataset)), batch_size)
+    assert result is not None
     return result

@@ -14,6 +14,7 @@ import io
 import itertools
 import json
 import random
+import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -187,6 +188,11 @@ def _check_tags(
 # ---------------------------------------------------------------- readers
 
 
+def _blank(ch: str) -> bool:
+    """Whitespace or an invisible format character (zero-width space, BOM, bidi mark)."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf"
+
+
 def _lines(text: str) -> list[str]:
     """The file's physical lines, numbered as editors (and `_decode`) number them.
 
@@ -350,14 +356,16 @@ def _jsonl_record(obj: object, line: int) -> Record:
                 )
             )
             continue
-        # Whitespace at a span's edge is an annotation-tool habit, not meaning: trim it.
+        # Whitespace (and invisible format characters such as a zero-width space) at a
+        # span's edge is an annotation-tool habit, not meaning: trim it.
         given = f"[{start}, {end})"
-        while start < end and text[start].isspace():
+        while start < end and _blank(text[start]):
             start += 1
-        while end > start and text[end - 1].isspace():
+        while end > start and _blank(text[end - 1]):
             end -= 1
         if start == end:
-            problems.append(Problem(line, f"entity {n} {given} {label}: only whitespace"))
+            why = "only whitespace or invisible characters"
+            problems.append(Problem(line, f"entity {n} {given} {label}: {why}"))
             continue
         for edge, side in ((start, "starts"), (end, "ends")):
             if 0 < edge < len(text) and is_word_char(text[edge - 1]) and is_word_char(text[edge]):
@@ -385,9 +393,16 @@ def _jsonl_record(obj: object, line: int) -> Record:
         return None, problems
     cuts = {p for s, e, _ in spans for p in (s, e)}
     words = split_at(split_words(text), cuts)
-    index = {start: i for i, (start, _) in enumerate(words)}
-    ends = {end: i for i, (_, end) in enumerate(words)}
-    word_spans = [(index[s], ends[e] + 1, label) for s, e, label in spans]
+    word_spans = []
+    for s, e, label in spans:
+        # The words cut at the span's edges; none when the span holds no word character.
+        inside = [i for i, (a, b) in enumerate(words) if s <= a and b <= e]
+        if not inside:
+            problems.append(Problem(line, f"entity [{s}, {e}) {label} {text[s:e]!r} holds no word"))
+            continue
+        word_spans.append((inside[0], inside[-1] + 1, label))
+    if problems:
+        return None, problems
     return Sentence(text, words, spans_to_tags(len(words), word_spans), line), []
 
 

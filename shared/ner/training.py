@@ -35,11 +35,13 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
 from .encoding import WindowEncoder
-from .evaluation import evaluate
+from .evaluation import evaluate_chunks
 from .formats import Dataset, split_dataset
 from .inference import DEFAULT_STRIDE, Predictor, window_length
 from .labels import continuation_ids, label_list
 from .runtime import autocast, pick_device, use_bf16
+
+EVAL_CHUNK = 256  # sentences evaluated between two progress reports
 
 
 class TrainingCancelled(Exception):
@@ -121,8 +123,13 @@ def train_steps(
     validation: Dataset,
     labels: list[str],
     config: TrainConfig,
+    test: Dataset | None = None,
 ) -> Iterator[Progress]:
-    """Train in place, yielding progress; leaves the best-on-validation weights in `model`."""
+    """Train in place, yielding progress; leaves the best-on-validation weights in `model`.
+
+    Yields a `Progress` after every step and every evaluated chunk; the one whose stage
+    is "evaluated" carries the epoch's validation metrics, and "tested" (the last, when
+    `test` is given) the test metrics of the kept weights."""
     device = pick_device(config.device)
     bf16 = use_bf16(device, config.precision)
     model.to(device)
@@ -154,10 +161,16 @@ def train_steps(
     )
     steps_per_epoch = len(loader)
     total = steps_per_epoch * config.epochs
-    # Validation passes count as steps for the progress fraction: about 1/3 of a
-    # training step per window (forward only, larger batches).
-    eval_cost = max(1, len(validation) // (config.batch_size * 3))
-    grand_total = total + eval_cost * config.epochs
+    # Progress counts work units: a training step is one; evaluating a chunk of
+    # sentences costs about a third of a training step per `batch_size` sentences
+    # (forward only). The run's last 1% is left for saving.
+    chunk = EVAL_CHUNK
+
+    def eval_units(n_sentences: int) -> float:
+        return n_sentences / (config.batch_size * 3)
+
+    grand_total = total + eval_units(len(validation)) * config.epochs
+    grand_total += eval_units(len(test)) if test is not None else 0
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(total * config.warmup_ratio), total
@@ -171,12 +184,13 @@ def train_steps(
         stride=config.stride,
     )
     best_f1, best_state, stale = -1.0, None, 0
-    done = 0
+    done = 0.0
+    step = 0
     start = time.perf_counter()
 
-    def progress(stage: str, epoch: int, step: int, **extra: Any) -> Progress:
+    def progress(stage: str, epoch: int, **extra: Any) -> Progress:
         elapsed = time.perf_counter() - start
-        fraction = min(done / grand_total, 1.0)
+        fraction = min(done / grand_total, 1.0) * 0.99
         eta = elapsed / fraction * (1 - fraction) if fraction > 0.01 else None
         return Progress(
             stage,
@@ -190,6 +204,18 @@ def train_steps(
             **extra,
         )
 
+    def evaluation(stage: str, dataset: Dataset, epoch: int) -> Iterator[Progress]:
+        nonlocal done
+        remaining = len(dataset)
+        for result in evaluate_chunks(predictor, dataset, chunk):
+            if result is None:
+                done += eval_units(min(chunk, remaining))
+                remaining -= chunk
+                yield progress(stage, epoch)
+            else:
+                yield progress(stage + "-done", epoch, metrics=result)
+
+    epoch = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         for batch in loader:
@@ -202,22 +228,32 @@ def train_steps(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             done += 1
-            yield progress("training", epoch, done, loss=loss.item())
+            step += 1
+            yield progress("training", epoch, loss=loss.item())
         model.eval()
-        yield progress("evaluating", epoch, done)
-        metrics = evaluate(predictor, validation)
-        done += eval_cost
+        metrics: dict[str, Any] = {}
+        for p in evaluation("evaluating", validation, epoch):
+            if p.metrics is not None:
+                metrics = p.metrics
+                p.stage = "evaluated"
+            yield p
         # A tie keeps the later (longer-trained, more confident) weights but still
         # counts towards patience.
         stale = 0 if metrics["f1"] > best_f1 else stale + 1
         if metrics["f1"] >= best_f1:
             best_f1 = metrics["f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        yield progress("evaluated", epoch, done, metrics=metrics)
         if stale >= config.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if test is not None:
+        # Early stopping may end the run before its planned epochs: skip their share.
+        done = max(done, grand_total - eval_units(len(test)))
+        for p in evaluation("testing", test, epoch):
+            if p.metrics is not None:
+                p.stage = "tested"
+            yield p
 
 
 def train(
@@ -279,30 +315,24 @@ def train(
         tokenizer, model = _load(base, labels)
         history: list[dict[str, Any]] = []
         last_report = 0.0
-        for p in train_steps(model, tokenizer, train_data, validation, labels, config):
+        metrics: dict[str, Any] = {}
+        steps = train_steps(model, tokenizer, train_data, validation, labels, config, test)
+        for p in steps:
             bar.n = round(p.fraction * 100, 1)
             if p.loss is not None:
                 bar.set_postfix_str(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False)
-            if p.metrics is not None:
+            if p.stage == "evaluated" and p.metrics is not None:
                 history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
                 bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
+            if p.stage == "tested" and p.metrics is not None:
+                metrics = p.metrics
             bar.refresh()
             now = time.perf_counter()
             if p.stage != "training" or now - last_report >= 1.0:
                 last_report = now
                 report(p)
-        report(Progress("testing", 0.99, seconds=time.perf_counter() - began))
-        predictor = Predictor(
-            model,
-            tokenizer,
-            device=config.device,
-            precision=config.precision,
-            max_length=config.max_length,
-            stride=config.stride,
-        )
         validation_metrics = max(history, key=lambda h: h["f1"]) if history else None
-        metrics = evaluate(predictor, test)
-        report(Progress("saving", 0.995, seconds=time.perf_counter() - began))
+        report(Progress("saving", 0.99, seconds=time.perf_counter() - began))
         if partial.exists():
             shutil.rmtree(partial)
         model.save_pretrained(partial)  # safetensors by default; no pickle

@@ -20,7 +20,10 @@ WORD_RE = regex.compile(
     rf"(?:\p{{L}}\p{{M}}*\.){{2,}}"  # U.S. / e.g.
     rf"|{_WORD}+(?:[.\-&]{_WORD}+|['’](?![sS]\b){_WORD}+)*"
     r"|['’][sS]\b"  # possessive 's
-    r"|\S\p{M}*",
+    # Any other visible character is a word of its own. Invisible format characters
+    # (\p{Cf}: zero-width space and joiner, BOM, bidi marks) are no word at all: the
+    # tokenizer drops them, and a word without sub-tokens would break an entity in two.
+    r"|[^\s\p{Cf}]\p{M}*",
 )
 WORD_CHAR_RE = regex.compile(_WORD)
 

@@ -156,5 +156,6 @@ def test_results_do_not_depend_on_the_batch(trained) -> None:
 def test_an_invisible_character_does_not_split_an_entity(predictor: Predictor) -> None:
     [entities] = predictor.predict(["Angela\u200b Merkel visited Paris"])
     assert [(e["text"], e["label"]) for e in entities] == [
-        ("Angela\u200b Merkel", "PER"), ("Paris", "LOC")
+        ("Angela\u200b Merkel", "PER"),
+        ("Paris", "LOC"),
     ]

@@ -214,11 +214,6 @@ def describe(progress: list[Progress]) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training.py:179 lets the loop's fraction reach 1.0 when every epoch runs, then "
-    "train() reports testing 0.99 and saving 0.995 (lines 294, 305): progress goes backwards",
-)
 def test_progress_never_goes_backwards_in_a_run_without_early_stopping(
     uncased_runs: list[Trained],
 ) -> None:
