@@ -116,7 +116,7 @@ def test_jsonl_bad_spans(span: list[object], message: str) -> None:
 
 def test_jsonl_span_of_only_whitespace_is_a_problem_not_a_crash() -> None:
     assert problems(jsonl({"text": "a   b", "entities": [[1, 4, "PER"]]}), "jsonl") == [
-        "line 1: entity 1 [1, 4) PER: only whitespace"
+        "line 1: entity 1 [1, 4) PER: only whitespace or invisible characters"
     ]
 
 
