@@ -1,15 +1,52 @@
 """The NER core: data formats, training, evaluation and inference.
 
 Imports nothing from the service layers (`api/`, `worker/`), so the `ner`
-command line and the tests use it alone.
+command line and the tests use it alone. Names are loaded on first use, so that
+reading and validating data (`read_dataset`, the API's uploads) does not import
+torch and transformers.
 """
 
-from .documents import Document, parse_documents
-from .evaluation import evaluate, score
-from .formats import Dataset, Sentence, detect_format, parse_dataset, read_dataset, split_dataset
-from .inference import Predictor
-from .problems import DatasetError, Problem, format_problems
-from .training import Progress, TrainConfig, TrainingCancelled, TrainResult, train
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .documents import Document, parse_documents
+    from .evaluation import evaluate, score
+    from .formats import (
+        Dataset,
+        Sentence,
+        detect_format,
+        parse_dataset,
+        read_dataset,
+        split_dataset,
+    )
+    from .inference import Predictor
+    from .problems import DatasetError, Problem, format_problems
+    from .training import Progress, TrainConfig, TrainingCancelled, TrainResult, train
+
+_WHERE = {
+    "Document": "documents",
+    "parse_documents": "documents",
+    "evaluate": "evaluation",
+    "score": "evaluation",
+    "Dataset": "formats",
+    "Sentence": "formats",
+    "detect_format": "formats",
+    "parse_dataset": "formats",
+    "read_dataset": "formats",
+    "split_dataset": "formats",
+    "Predictor": "inference",
+    "DatasetError": "problems",
+    "Problem": "problems",
+    "format_problems": "problems",
+    "Progress": "training",
+    "TrainConfig": "training",
+    "TrainingCancelled": "training",
+    "TrainResult": "training",
+    "train": "training",
+}
 
 __all__ = [
     "Dataset",
@@ -32,3 +69,11 @@ __all__ = [
     "split_dataset",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
