@@ -61,6 +61,7 @@ class Predictor:
         if self.bf16 and owns_model:
             self.model.to(torch.bfloat16)
         self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
+        self.outside_id = next((i for i, v in self.id2label.items() if v == "O"), 0)
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
         )
@@ -98,7 +99,8 @@ class Predictor:
         tokens = [[t[a:b] for a, b in w] for t, w in zip(texts, words, strict=True)]
         with self._lock:
             windows = self.encoder.encode(tokens)
-        out_ids = [[0] * len(w) for w in words]
+        # A word the tokenizer drops (no sub-token) is outside any entity.
+        out_ids = [[self.outside_id] * len(w) for w in words]
         out_probs = [[1.0] * len(w) for w in words]
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
         for lo in range(0, len(order), batch_size):

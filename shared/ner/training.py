@@ -361,5 +361,9 @@ def train(
         raise
     finally:
         bar.close()
-    report(Progress("done", 1.0, seconds=time.perf_counter() - began, metrics=metrics))
+    try:
+        report(Progress("done", 1.0, seconds=time.perf_counter() - began, metrics=metrics))
+    except TrainingCancelled:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     return TrainResult(out, metrics, validation_metrics, history)
