@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import ApiError
 from api.state import AppState
+from shared.db import session_scope
 
 
 class Unauthorized(ApiError):
@@ -28,15 +29,8 @@ StateDep = Annotated[AppState, Depends(get_state)]
 def get_session(state: StateDep) -> Iterator[Session]:
     """The request's one transaction: committed when the route returns, rolled back when it
     raises. Inner code only flushes (routes that enqueue commit first, then send)."""
-    session = state.sessions()
-    try:
+    with session_scope(state.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": the commit happens before the response is sent, so a client that
