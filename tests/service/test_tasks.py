@@ -41,23 +41,29 @@ def _job(ctx: WorkerContext, job_id: str) -> Job:
         return s.get(Job, job_id)
 
 
-@pytest.fixture(scope="module")
-def dataset_id(ctx: WorkerContext, train_csv: Path) -> str:
-    key = "datasets/tasks/people.csv"
-    ctx.store.put_file(key, train_csv)
+def _stored_dataset(ctx: WorkerContext, path: Path, name: str, skip_invalid: bool = False) -> str:
+    """A dataset row whose file is in the object store, as POST /datasets leaves it."""
+    key = f"datasets/tasks/{path.name}"
+    ctx.store.put_file(key, path)
     with session_scope(ctx.sessions) as s:
         row = Dataset(
-            name="people",
+            name=name,
             format="csv",
             object_key=key,
             sentences=120,
             tokens=0,
             labels={},
             warnings=[],
+            skip_invalid=skip_invalid,
         )
         s.add(row)
         s.flush()
         return row.id
+
+
+@pytest.fixture(scope="module")
+def dataset_id(ctx: WorkerContext, train_csv: Path) -> str:
+    return _stored_dataset(ctx, train_csv, "people")
 
 
 def _new_train_job(ctx: WorkerContext, dataset_id: str, **params) -> str:
@@ -155,22 +161,7 @@ def test_training_with_given_test_set_compares_like_for_like(ctx, dataset_id) ->
 def test_dataset_uploaded_with_skip_invalid_trains(ctx, train_csv: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.csv"
     broken.write_text(train_csv.read_text() + "Angela lives,B-PER O O\n")
-    key = "datasets/tasks/broken.csv"
-    ctx.store.put_file(key, broken)
-    with session_scope(ctx.sessions) as s:
-        row = Dataset(
-            name="broken",
-            format="csv",
-            object_key=key,
-            sentences=120,
-            tokens=0,
-            labels={},
-            warnings=[],
-            skip_invalid=True,
-        )
-        s.add(row)
-        s.flush()
-        dataset_id = row.id
+    dataset_id = _stored_dataset(ctx, broken, "broken", skip_invalid=True)
     job_id = _new_train_job(ctx, dataset_id, epochs=1, learning_rate=1e-5)
     assert run_job(job_id, run_training) == "done", _job(ctx, job_id).error
     assert _job(ctx, job_id).status == "succeeded"
