@@ -72,7 +72,8 @@ class ProgressRecorder:
                     "step": p.step,
                     "total_steps": p.total_steps,
                     "loss": p.loss,
-                    "validation": p.metrics,
+                    # The core's metrics: an epoch's validation scores, then the test's.
+                    ("test" if p.stage == "tested" else "validation"): p.metrics,
                 }.items()
                 if v is not None
             }
