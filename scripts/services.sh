@@ -64,7 +64,7 @@ start_pg() {
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
     if [ "$(id -u)" = 0 ]; then chown -R postgres "$data"; fi
-    as_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust --no-sync >"$DIR/pg-initdb.log" 2>&1
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$DIR/pg-initdb.log" 2>&1
   fi
   if [ "$(id -u)" = 0 ]; then chown postgres "$data"; fi
   # Sockets go to the data directory: /var/run/postgresql may not exist or be writable.
