@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep
 from api.state import AppState
 
 router = APIRouter(tags=["health"])
+
+# What a server that is down or refusing looks like through each client library.
+DEPENDENCY_ERRORS = (SQLAlchemyError, KombuError, RedisError, BotoCoreError, ClientError, OSError)
 
 
 @router.get("/healthz")
@@ -54,7 +61,7 @@ def _ping_broker(state: AppState) -> None:
 def _check(ping: Callable[[], object]) -> str:
     try:
         ping()
-    except Exception as exc:
-        # Reported in the answer: whatever the failure, the dependency is not usable.
+    except DEPENDENCY_ERRORS as exc:
+        # Reported in the answer: the dependency is not usable.
         return f"error: {exc.__class__.__name__}: {exc}"[:300]
     return "ok"
