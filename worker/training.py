@@ -25,13 +25,13 @@ from shared.ner import (
     split_dataset,
     train,
 )
+from shared.ner.basemodel import DEFAULT_BASE_MODEL_NAME
 from shared.storage import upload_dir
 from worker.context import WorkerContext
 from worker.tasks import JobCancelled
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # Share of the job's progress bar the core's training takes; the rest is data loading,
 # upload and registration.
 TRAIN_SHARE = (0.05, 0.9)

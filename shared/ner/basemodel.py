@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# What the packaged model is, for registries and logs (its path is a site-packages folder).
+DEFAULT_BASE_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
 
 def default_base_model() -> str:
     """The packaged all-MiniLM-L6-v2 directory: installs from PyPI, loads with no network."""

@@ -224,6 +224,17 @@ def wait_http_ok(url: str, proc: Process, timeout: float = 300) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout}s:\n{proc.tail()}")
 
 
+def wait_job(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 400) -> dict:
+    """Poll GET /jobs/{id} until the job reaches one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} not {statuses} after {timeout}s: {job}")
+
+
 @pytest.fixture(scope="module")
 def stack(
     service_settings: Settings, tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Process, free_port, wait_http_ok
+from tests.service.conftest import Process, free_port, wait_http_ok, wait_job
 
 
 def _pid_alive(pid: int) -> bool:
@@ -54,12 +54,7 @@ def test_embedded_serve_end_to_end(tmp_path: Path, tiny_base_model: Path, train_
             )
             assert r.status_code == 202
             job_id = r.json()["id"]
-            deadline = time.monotonic() + 400
-            while time.monotonic() < deadline:
-                job = client.get(f"/jobs/{job_id}").json()
-                if job["status"] in ("succeeded", "failed", "cancelled"):
-                    break
-                time.sleep(0.3)
+            job = wait_job(client, job_id, {"succeeded", "failed", "cancelled"}, timeout=400)
             assert job["status"] == "succeeded", f"{job}\n{server.tail()}"
             version = job["model_version"]
 
@@ -78,12 +73,7 @@ def test_embedded_serve_end_to_end(tmp_path: Path, tiny_base_model: Path, train_
             r = client.post("/jobs/predict", json={"documents": docs})
             assert r.status_code == 202
             bulk_id = r.json()["id"]
-            deadline = time.monotonic() + 200
-            while time.monotonic() < deadline:
-                job = client.get(f"/jobs/{bulk_id}").json()
-                if job["status"] in ("succeeded", "failed"):
-                    break
-                time.sleep(0.3)
+            job = wait_job(client, bulk_id, {"succeeded", "failed"}, timeout=200)
             assert job["status"] == "succeeded", job
             assert client.get(f"/jobs/{bulk_id}/results").json()["total"] == 10
         assert (tmp_path / "var" / "ner.sqlite3").is_file()

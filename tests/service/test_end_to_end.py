@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import Process
+from tests.service.conftest import Process, wait_job
 
 pytestmark = pytest.mark.services
 
@@ -25,16 +25,6 @@ TRAINING_STAGES = {"training", "evaluating", "evaluated"}
 def client(stack: dict) -> httpx.Client:
     with httpx.Client(base_url=stack["base"], timeout=60) as c:
         yield c
-
-
-def wait_job(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 400) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} not {statuses} after {timeout}s: {job}")
 
 
 def wait_serving(client: httpx.Client, version: str, timeout: float = 10) -> float:
