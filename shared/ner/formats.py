@@ -125,9 +125,10 @@ def _decode(data: bytes) -> str:
         raise DatasetError(problems) from None
 
 
-def _read_source(path: Path, fmt: str) -> tuple[str, str]:
-    """The file's text and the name to report; a .zip must hold exactly one .csv."""
-    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+def _read_source(path: Path, name: str) -> tuple[str, str]:
+    """The file's text and the name to detect its format by; a .zip (by `name` or by
+    content) must hold exactly one .csv."""
+    if Path(name).suffix.lower() == ".zip" or zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 members = [
@@ -143,7 +144,7 @@ def _read_source(path: Path, fmt: str) -> tuple[str, str]:
                 return _decode(archive.read(members[0])), members[0]
         except zipfile.BadZipFile as err:
             raise DatasetError([Problem(1, f"not a readable zip archive: {err}")]) from None
-    return _decode(path.read_bytes()), path.name
+    return _decode(path.read_bytes()), name
 
 
 def detect_format(name: str, text: str) -> str:
@@ -488,14 +489,10 @@ def read_dataset(
     name = filename or path.name
     if not path.is_file():
         raise DatasetError([Problem(0, f"no such file: {path}")])
-    if filename and Path(filename).suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
-        raise DatasetError([Problem(1, "not a readable zip archive")])
-    text, member = _read_source(path, format)
+    text, member = _read_source(path, name)
     if not text.strip():  # before detection, which has nothing to go by in an empty file
         raise DatasetError([Problem(1, "the file is empty")])
-    fmt = (
-        detect_format(member if member != path.name else name, text) if format == "auto" else format
-    )
+    fmt = detect_format(member, text) if format == "auto" else format
     return parse_dataset(text, fmt, name, skip_invalid=skip_invalid)
 
 
