@@ -15,11 +15,11 @@ from api.errors import install_error_handlers
 from api.metrics import install_request_metrics
 from api.model_service import ModelService
 from api.routes import api_router
+from api.routing import merge_alternative_bodies
 from api.state import AppState
-from shared.db import make_engine, make_session_factory
 from shared.queue import make_celery
+from shared.services.context import Services
 from shared.settings import Settings, get_settings
-from shared.storage import make_store
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +29,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        sessions = make_session_factory(engine)
-        store = make_store(settings.storage_url, settings.s3_endpoint_url)
-        models = ModelService(settings, sessions, store)
-        batcher = MicroBatcher(models, settings.predict_batch_window_ms, settings.predict_max_batch)
-        app.state.ner = AppState(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            store=store,
-            celery=make_celery(settings, name="ner-api"),
-            models=models,
-            batcher=batcher,
+        services = Services.from_settings(settings, celery=make_celery(settings, name="ner-api"))
+        serving = ModelService(services)
+        batcher = MicroBatcher(
+            serving, settings.predict_batch_window_ms, settings.predict_max_batch
         )
-        models.start()
+        app.state.ner = AppState(services=services, serving=serving, batcher=batcher)
+        serving.start()
         batcher.start()
         try:
             yield
         finally:
             await batcher.stop()
-            models.stop()
-            engine.dispose()
+            serving.stop()
+            services.close()
 
     app = FastAPI(
         title="NER service",
@@ -62,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_request_metrics(app)
     _install_body_limit(app, settings.max_upload_bytes)
     app.include_router(api_router)
+    merge_alternative_bodies(app)
     return app
 
 

@@ -10,13 +10,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
 from api.state import AppState
 from shared.db import session_scope
-
-
-class Unauthorized(ApiError):
-    status_code = 401
+from shared.errors import Unauthorized
+from shared.services.context import Services
+from shared.settings import Settings
 
 
 def get_state(request: Request) -> AppState:
@@ -26,10 +24,24 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
+def get_services(state: StateDep) -> Services:
+    return state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
     """The request's one transaction: committed when the route returns, rolled back when it
-    raises. Inner code only flushes (routes that enqueue commit first, then send)."""
-    with session_scope(state.sessions) as session:
+    raises. Inner code only flushes; the outbox sends a new job's message after the commit."""
+    with session_scope(services.sessions) as session:
         yield session
 
 
@@ -41,10 +53,10 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def require_api_key(
-    state: StateDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    keys = state.settings.api_key_list
+    keys = settings.api_key_list
     if not keys:
         return
     given = credentials.credentials if credentials is not None else ""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import uvicorn
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.app import create_app
 from shared.migrate import upgrade_to_head
 from shared.settings import Settings, get_settings
 
@@ -28,17 +31,12 @@ def migrate_or_exit(settings: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
 def run_api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run pending migrations, then serve until SIGTERM / Ctrl-C."""
-    import uvicorn
-
-    from api.app import create_app
-
     configure_logging()
     settings = get_settings()
     migrate_or_exit(settings)

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # A running job whose heartbeat is older than this is taken as orphaned (its worker
     # died) and is re-queued when a worker starts.
     stale_job_seconds: float = Field(default=120.0, gt=0)
+    # The outbox: an intent is left to the after-commit send for this long before the
+    # sweeper may send it; a job still queued is re-sent after this, doubling each time.
+    outbox_grace_seconds: float = Field(default=10.0, ge=0)
+    outbox_resend_seconds: float = Field(default=60.0, gt=0)
+    # How often each worker sweeps the outbox and looks for jobs that lost their worker.
+    sweep_seconds: float = Field(default=5.0, gt=0)
+    # Loaded models a process keeps in memory (the API: the one it serves and the next).
+    model_cache_size: int = Field(default=2, ge=1, le=16)
     # Redis redelivers an unacknowledged task after this many seconds: it must exceed
     # the longest job, or a running training is handed to a second worker.
     broker_visibility_timeout: int = Field(default=24 * 3600, gt=0)

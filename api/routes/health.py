@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import StateDep
-from api.state import AppState
+from shared.services.context import Services
 
 router = APIRouter(tags=["health"])
 
@@ -32,12 +32,12 @@ def healthz() -> dict[str, str]:
 def readyz(state: StateDep) -> Any:
     """Database, broker and object store all answer."""
     checks = {
-        "database": _check(lambda: _ping_database(state)),
-        "broker": _check(lambda: _ping_broker(state)),
-        "object_store": _check(state.store.ping),
+        "database": _check(lambda: _ping_database(state.services)),
+        "broker": _check(lambda: _ping_broker(state.services)),
+        "object_store": _check(state.services.store.ping),
     }
     ready = all(v == "ok" for v in checks.values())
-    model = state.models.current
+    model = state.serving.current
     body = {
         "status": "ready" if ready else "unavailable",
         "checks": checks,
@@ -48,13 +48,13 @@ def readyz(state: StateDep) -> Any:
     return body
 
 
-def _ping_database(state: AppState) -> None:
-    with state.engine.connect() as conn:
+def _ping_database(services: Services) -> None:
+    with services.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def _ping_broker(state: AppState) -> None:
-    with state.celery.connection_for_write() as conn:
+def _ping_broker(services: Services) -> None:
+    with services.celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)
 
 

@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .config import TrainConfig
     from .documents import Document, parse_documents
     from .evaluation import evaluate, score
     from .formats import (
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     )
     from .inference import Predictor
     from .problems import DatasetError, Problem, format_problems
-    from .training import Progress, TrainConfig, TrainingCancelled, TrainResult, train
+    from .splits import Splits, plan_splits
+    from .training import Progress, TrainingCancelled, TrainResult, train
 
 _WHERE = {
     "Document": "documents",
@@ -42,7 +44,9 @@ _WHERE = {
     "Problem": "problems",
     "format_problems": "problems",
     "Progress": "training",
-    "TrainConfig": "training",
+    "TrainConfig": "config",
+    "Splits": "splits",
+    "plan_splits": "splits",
     "TrainingCancelled": "training",
     "TrainResult": "training",
     "train": "training",
@@ -56,6 +60,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Sentence",
+    "Splits",
     "TrainConfig",
     "TrainResult",
     "TrainingCancelled",
@@ -64,6 +69,7 @@ __all__ = [
     "format_problems",
     "parse_dataset",
     "parse_documents",
+    "plan_splits",
     "read_dataset",
     "score",
     "split_dataset",

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
+from .config import DEFAULT_STRIDE
 from .encoding import WindowEncoder
 from .runtime import autocast, pick_device, use_bf16
 from .tags import tags_to_spans
@@ -26,7 +27,6 @@ Entity = dict[str, Any]
 Words = Sequence[tuple[int, int]]
 
 DEFAULT_MAX_LENGTH = 512
-DEFAULT_STRIDE = 128
 
 
 def window_length(model: PreTrainedModel, tokenizer: Any, cap: int = DEFAULT_MAX_LENGTH) -> int:

@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,36 +34,20 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
+from .config import TrainConfig
 from .encoding import WindowEncoder
 from .evaluation import evaluate_chunks
-from .formats import Dataset, split_dataset
-from .inference import DEFAULT_STRIDE, Predictor, window_length
+from .formats import Dataset
+from .inference import Predictor, window_length
 from .labels import continuation_ids, label_list
 from .runtime import autocast, pick_device, use_bf16
+from .splits import plan_splits
 
 EVAL_CHUNK = 256  # sentences evaluated between two progress reports
 
 
 class TrainingCancelled(Exception):
     """Raised by a progress callback to stop training; the output directory is removed."""
-
-
-@dataclass
-class TrainConfig:
-    base_model: str | None = None  # name or directory; None: the packaged MiniLM
-    epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    patience: int = 2  # epochs without a better validation F1 before stopping
-    seed: int = 42
-    max_sentences: int | None = None  # cap on training sentences (quick runs)
-    max_length: int | None = None  # window size in sub-tokens; None: the encoder's, ≤ 512
-    stride: int = DEFAULT_STRIDE
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast)
-    device: str = "auto"
 
 
 @dataclass
@@ -86,6 +70,8 @@ class TrainResult:
     metrics: dict[str, Any]  # on the test split
     validation_metrics: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Which data `metrics` were computed on: "test", "validation" or "split" (plan_splits).
+    test_source: str = "split"
 
 
 Callback = Callable[[Progress], None]
@@ -124,15 +110,18 @@ def train_steps(
     labels: list[str],
     config: TrainConfig,
     test: Dataset | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> Iterator[Progress]:
     """Train in place, yielding progress; leaves the best-on-validation weights in `model`.
 
     Yields a `Progress` after every step and every evaluated chunk; the one whose stage
     is "evaluated" carries the epoch's validation metrics, and "tested" (the last, when
     `test` is given) the test metrics of the kept weights."""
-    device = pick_device(config.device)
-    bf16 = use_bf16(device, config.precision)
-    model.to(device)
+    torch_device = pick_device(device)
+    bf16 = use_bf16(torch_device, precision)
+    model.to(torch_device)
     max_length = config.max_length or window_length(model, tokenizer)
     encoder = WindowEncoder(tokenizer, max_length, config.stride)
     label_index = {label: i for i, label in enumerate(labels)}
@@ -178,8 +167,8 @@ def train_steps(
     predictor = Predictor(
         model,
         tokenizer,
-        device=str(device),
-        precision=config.precision,
+        device=str(torch_device),
+        precision=precision,
         max_length=max_length,
         stride=config.stride,
     )
@@ -219,8 +208,8 @@ def train_steps(
     for epoch in range(1, config.epochs + 1):
         model.train()
         for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast(device, bf16):
+            batch = {k: v.to(torch_device) for k, v in batch.items()}
+            with autocast(torch_device, bf16):
                 loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -265,12 +254,13 @@ def train(
     test: Dataset | None = None,
     callback: Callback | None = None,
     progress_bar: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> TrainResult:
     """Fine-tune on `train_data` and save the model to `out_dir`.
 
-    Without `validation` and `test`, the training data is split 80/10/10 with the
-    seed. With validation alone, metrics are reported on it; with test alone, 10% of
-    the training data is held out for early stopping.
+    Which data is learnt from, stopped on and reported on is `plan_splits`'s decision.
+    `device` (auto, cpu, cuda…) and `precision` (auto, fp32, bf16) say where it runs.
     A `callback` receives a `Progress` after every step; raising `TrainingCancelled`
     from it stops training and removes what was written.
     """
@@ -280,14 +270,8 @@ def train(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
-    if validation is None and test is None:
-        train_data, validation, test = split_dataset(train_data, config.seed)
-    elif test is None:
-        test = validation  # scores are then reported on the validation data
-    elif validation is None:
-        # Early stopping must not look at the test data: hold out 10% of training.
-        train_data, validation, _ = split_dataset(train_data, config.seed, (0.9, 0.1, 0.0))
-    assert validation is not None and test is not None
+    splits = plan_splits(train_data, validation, test, config.seed)
+    train_data, validation, test = splits.train, splits.validation, splits.test
     if config.max_sentences:
         train_data = train_data.subset(train_data.sentences[: config.max_sentences], "")
     if not train_data.sentences:
@@ -316,7 +300,17 @@ def train(
         history: list[dict[str, Any]] = []
         last_report = 0.0
         metrics: dict[str, Any] = {}
-        steps = train_steps(model, tokenizer, train_data, validation, labels, config, test)
+        steps = train_steps(
+            model,
+            tokenizer,
+            train_data,
+            validation,
+            labels,
+            config,
+            test,
+            device=device,
+            precision=precision,
+        )
         for p in steps:
             bar.n = round(p.fraction * 100, 1)
             if p.loss is not None:
@@ -339,7 +333,9 @@ def train(
         tokenizer.save_pretrained(partial)
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         info = {
-            "arguments": asdict(config),
+            "arguments": config.model_dump(),
+            "runtime": {"device": device, "precision": precision},
+            "test_source": splits.test_source,
             "base_model": base,
             "labels": labels,
             "data": {
@@ -366,4 +362,4 @@ def train(
     except TrainingCancelled:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    return TrainResult(out, metrics, validation_metrics, history)
+    return TrainResult(out, metrics, validation_metrics, history, splits.test_source)

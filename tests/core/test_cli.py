@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from cli.main import main
 from tests.core.conftest import Trained, make_dataset
 from tests.core.data import SENTENCES, conll_text, csv_text
 
@@ -121,7 +121,7 @@ def test_a_real_process_exits_2_without_traceback(write, tmp_path: Path) -> None
     bad = write("bad.conll", "Angela B-PER\nMerkel E-PER\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     script = Path(sys.executable).with_name("ner")  # the installed console script
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
     done = subprocess.run(
         [*command, "train", "--train", str(bad), "--out", str(tmp_path / "m")],
         capture_output=True,

@@ -19,8 +19,8 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
+from shared.services.context import Services
 from shared.settings import Settings
 from shared.storage import S3Store, make_store
 from tests.service.data import csv_text, vocabulary
@@ -114,10 +114,16 @@ def service_settings(
 
 
 @pytest.fixture(scope="module")
-def sessions(service_settings: Settings):
-    engine = make_engine(service_settings.database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+def svc(service_settings: Settings) -> Iterator[Services]:
+    """The service layer's resources, as the API and the worker build them."""
+    built = Services.from_settings(service_settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def sessions(svc: Services):
+    return svc.sessions
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared import jobs, registry
 from shared.db import Dataset, Job, JobResult, Model, session_scope, utcnow
+from shared.errors import Conflict
+from shared.services import jobs, registry
 
 pytestmark = pytest.mark.services
 
@@ -53,14 +54,14 @@ def test_promotion_rule() -> None:
     assert not registry.beats(0.7, 0.8)
 
 
-def test_promote_archives_previous_and_one_production_only(sessions) -> None:
+def test_promote_archives_previous_and_one_production_only(sessions, svc) -> None:
     with session_scope(sessions) as s:
         s.execute(update(Model).values(stage="archived"))
         _register(s, "r-a", 0.5)
         _register(s, "r-b", 0.6)
         registry.promote(s, "r-a")
     with session_scope(sessions) as s:
-        assert registry.production_version(s)[0] == "r-a"
+        assert registry.production_ref(s).version == "r-a"
         registry.promote(s, "r-b")
     with session_scope(sessions) as s:
         assert s.get(Model, "r-a").stage == "archived"
@@ -72,9 +73,9 @@ def test_promote_archives_previous_and_one_production_only(sessions) -> None:
         s.flush()
 
 
-def test_claim_skips_finished_and_live_jobs(sessions, dataset_id: str) -> None:
+def test_claim_skips_finished_and_live_jobs(sessions, svc, dataset_id: str) -> None:
     with session_scope(sessions) as s:
-        job_id = jobs.create_train_job(s, dataset_id, {}).id
+        job_id = jobs.create_train_job(s, svc.outbox, dataset_id, {}).id
     with session_scope(sessions) as s:
         assert jobs.claim(s, job_id, stale_after=60) is not None
     with session_scope(sessions) as s:
@@ -91,27 +92,29 @@ def test_claim_skips_finished_and_live_jobs(sessions, dataset_id: str) -> None:
         assert jobs.stale_running_jobs(s, 60) == []
 
 
-def test_cancel_paths(sessions, dataset_id: str) -> None:
+def test_cancel_paths(sessions, svc, dataset_id: str) -> None:
     with session_scope(sessions) as s:
-        queued = jobs.create_train_job(s, dataset_id, {})
-        running = jobs.create_train_job(s, dataset_id, {})
+        queued = jobs.create_train_job(s, svc.outbox, dataset_id, {})
+        running = jobs.create_train_job(s, svc.outbox, dataset_id, {})
         jobs.claim(s, running.id, stale_after=60)
-        assert jobs.request_cancel(s, queued).status == "cancelled"
-        assert jobs.request_cancel(s, running).status == "cancelling"
+        assert jobs.request_cancel(s, queued.id).status == "cancelled"
+        assert jobs.request_cancel(s, running.id).status == "cancelling"
         status = jobs.record_progress(s, running.id, progress=0.5, stage="training")
         assert status == "cancelling"
         assert s.get(Job, running.id).stage == "cancelling"
-        with pytest.raises(jobs.JobFinishedError):
-            jobs.request_cancel(s, queued)
+        with pytest.raises(Conflict):
+            jobs.request_cancel(s, queued.id)
     with session_scope(sessions) as s:
         # A cancel that arrives before the worker starts the job ends it at claim time.
         assert jobs.claim(s, running.id, stale_after=0) is None
         assert s.get(Job, running.id).status == "cancelled"
 
 
-def test_results_are_written_once(sessions) -> None:
+def test_results_are_written_once(sessions, svc) -> None:
     with session_scope(sessions) as s:
-        job = jobs.create_predict_job(s, [(f"d{i}", f"text {i}") for i in range(5)], "v")
+        job = jobs.create_predict_job(
+            s, svc.outbox, [(f"d{i}", f"text {i}") for i in range(5)], "v"
+        )
     first = [
         (i, [{"start": 0, "end": 4, "label": "X", "text": "text", "score": 1.0}]) for i in range(3)
     ]

@@ -1,4 +1,5 @@
-"""The `ner` command line (CONTRACT §2).
+"""The `ner` command line (CONTRACT §2): the top of the import graph, the one place that
+knows about the API and the worker together.
 
 `train`, `evaluate` and `predict` use the NER core alone. `serve`, `api` and
 `worker` start the service parts; they are imported only when asked for, so the
@@ -19,6 +20,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.params import BadParameters, add_model_options, model_from_args
+from shared.ner import DatasetError, parse_documents, read_dataset  # light: no torch
+from shared.ner.config import TrainConfig
+
 EXIT_BAD_INPUT = 2
 
 
@@ -35,8 +40,6 @@ def _quiet_transformers() -> None:
 
 
 def _read(path: str | None, args: argparse.Namespace) -> Any:
-    from shared.ner import read_dataset
-
     if path is None:
         return None
     if not Path(path).is_file():
@@ -54,7 +57,12 @@ def _model_dir(path: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from shared.ner import TrainConfig, train
+    from shared.ner import train  # torch loads here, for the commands that need it
+
+    try:
+        config = model_from_args(TrainConfig, args)
+    except BadParameters as err:
+        raise BadInput(str(err)) from None
 
     datasets = {name: _read(getattr(args, name), args) for name in ("train", "validation", "test")}
     for name, ds in datasets.items():
@@ -63,18 +71,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/model-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out} exists and is not empty; choose another --out")
-    config = TrainConfig(
-        base_model=args.base_model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        max_sentences=args.max_sentences,
-        precision=args.precision,
-        device=args.device,
-    )
-    if config.epochs < 1 or config.batch_size < 1:
-        raise BadInput("--epochs and --batch-size must be at least 1")
     result = train(
         datasets["train"],
         out,
@@ -82,6 +78,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation=datasets["validation"],
         test=datasets["test"],
         progress_bar=not args.quiet,
+        device=args.device,
+        precision=args.precision,
     )
     print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
     return 0
@@ -98,8 +96,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
-    from shared.ner import parse_documents
-
     if texts:
         yield from ((str(i), t) for i, t in enumerate(texts, start=1))
         return
@@ -138,7 +134,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.serve import serve
+    from cli.serve import serve
 
     serve(args.host, args.port)
     return 0
@@ -159,6 +155,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     parser = argparse.ArgumentParser(
         prog="ner", description="Train, evaluate and serve NER models."
     )
@@ -174,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
             "refusing the file",
         )
 
-    def run_options(p: argparse.ArgumentParser, batch: int) -> None:
+    def run_options(p: argparse.ArgumentParser, batch: int | None) -> None:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
         p.add_argument(
             "--precision",
@@ -182,21 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["auto", "fp32", "bf16"],
             help="auto: bf16 autocast on CUDA and on CPUs with AMX",
         )
-        p.add_argument("--batch-size", type=int, default=batch)
+        if batch is not None:  # `train` takes its batch size from TrainConfig
+            p.add_argument("--batch-size", type=int, default=batch)
 
     p = sub.add_parser("train", help="fine-tune a model")
     p.add_argument("--train", required=True, help="training data (csv, zip, conll, jsonl)")
     p.add_argument("--validation", help="validation data (early stopping)")
     p.add_argument("--test", help="test data (reported metrics)")
-    p.add_argument("--base-model", help="Hugging Face name or directory (default: packaged MiniLM)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--max-sentences", type=int, help="train on at most N sentences")
-    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", help="output directory (default: runs/model-TIMESTAMP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     data_options(p)
-    run_options(p, 32)
+    run_options(p, None)
+    add_model_options(p, TrainConfig, "training parameters (the same as POST /jobs/train's)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a saved model on a labelled file")
@@ -228,8 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shared.ner import DatasetError
-
     args = build_parser().parse_args(argv)
     if args.command in ("train", "evaluate", "predict"):
         _quiet_transformers()

@@ -12,6 +12,9 @@ import subprocess
 import sys
 import threading
 
+import uvicorn
+
+from api.app import create_app
 from api.server import configure_logging, migrate_or_exit
 from shared.queue import INFERENCE_QUEUE, TRAINING_QUEUE
 from shared.settings import get_settings
@@ -73,10 +76,6 @@ class WorkerProcess:
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Migrate, start the worker process, serve the API; stop both on Ctrl-C or SIGTERM."""
-    import uvicorn
-
-    from api.app import create_app
-
     configure_logging()
     settings = get_settings()
     if not settings.api_key_list and not _is_loopback(host):

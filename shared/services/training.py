@@ -1,5 +1,6 @@
-"""The training job: dataset from the object store → core `train` → model registered and
-maybe promoted. No ML logic here; the core does the work."""
+"""The training run of a job: datasets from the object store → the core's `train` → model
+uploaded, registered and maybe promoted. No ML logic here; the core does the work, with
+the same split policy and defaults as `ner train`."""
 
 from __future__ import annotations
 
@@ -10,60 +11,82 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared import jobs, registry
 from shared.db import Dataset as DatasetRow
-from shared.db import Job, session_scope
-from shared.model_files import fetch_model_dir
+from shared.db import session_scope
 from shared.ner import (
     Dataset,
-    Predictor,
     Progress,
     TrainConfig,
     TrainingCancelled,
     evaluate,
+    plan_splits,
     read_dataset,
-    split_dataset,
     train,
 )
 from shared.ner.basemodel import DEFAULT_BASE_MODEL_NAME
+from shared.services import jobs, registry
+from shared.services.context import Services
+from shared.services.execution import JobCancelled
+from shared.services.models import ModelRef
+from shared.states import JobStatus
 from shared.storage import upload_dir
-from worker.context import WorkerContext
-from worker.tasks import JobCancelled
 
 log = logging.getLogger(__name__)
 
 # Share of the job's progress bar the core's training takes; the rest is data loading,
 # upload and registration.
 TRAIN_SHARE = (0.05, 0.9)
-# Job parameters passed on to the core's TrainConfig when given.
-CONFIG_KEYS = (
-    "base_model",
-    "epochs",
-    "seed",
-    "learning_rate",
-    "batch_size",
-    "max_sentences",
-    "patience",
-)
+
+
+class TrainingHistory:
+    """The curves a job shows while it trains: loss by step, thinned to at most
+    `max_points` (every other point dropped, and the sampling step doubled, when full), and
+    validation scores by epoch."""
+
+    def __init__(self, max_points: int = 400) -> None:
+        self.max_points = max_points
+        self.loss: list[dict[str, float]] = []
+        self.validation: list[dict[str, float]] = []
+        self._every = 1
+
+    def add(self, p: Progress) -> None:
+        if p.stage == "training" and p.loss is not None and p.step % self._every == 0:
+            steps_per_epoch = p.total_steps / max(p.epochs, 1)
+            epoch = p.step / steps_per_epoch if steps_per_epoch else float(p.epoch)
+            self.loss.append({"step": p.step, "epoch": round(epoch, 3), "loss": round(p.loss, 5)})
+            if len(self.loss) > self.max_points:
+                self.loss = self.loss[::2]
+                self._every *= 2
+        elif p.stage == "evaluated" and p.metrics is not None:
+            self.validation.append(
+                {"epoch": p.epoch, **{k: p.metrics[k] for k in ("f1", "precision", "recall")}}
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        return {"loss": list(self.loss), "validation": list(self.validation)}
 
 
 class ProgressRecorder:
-    """The core's progress callback: writes progress to the job row every few seconds and
-    stops the training (TrainingCancelled) once the row says `cancelling`."""
+    """The core's progress callback: writes progress and the training history to the job
+    row every few seconds (and at each epoch's validation), and stops the training
+    (TrainingCancelled) once the row says `cancelling`."""
 
-    def __init__(self, ctx: WorkerContext, job_id: str) -> None:
+    def __init__(self, ctx: Services, job_id: str) -> None:
         self.ctx = ctx
         self.job_id = job_id
         self.last_write = 0.0
         self.last_check = 0.0
         self.progress = 0.0
+        self.history = TrainingHistory()
 
     def stage(self, stage: str, progress: float) -> None:
         self._write(progress=progress, stage=stage, eta=None, metrics=None)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
-        if now - self.last_write >= self.ctx.settings.progress_interval_seconds:
+        self.history.add(p)
+        due = now - self.last_write >= self.ctx.settings.progress_interval_seconds
+        if due or p.stage == "evaluated":
             start, end = TRAIN_SHARE
             live: dict[str, Any] = {
                 k: v
@@ -103,33 +126,32 @@ class ProgressRecorder:
                 stage=stage,
                 eta_seconds=eta,
                 metrics=metrics,
+                history=self.history.as_json(),
             )
         self._stop_if_cancelled(status)
 
-    def _stop_if_cancelled(self, status: str) -> None:
-        if status != "running":
+    def _stop_if_cancelled(self, status: JobStatus) -> None:
+        if status != JobStatus.running:
             raise TrainingCancelled(f"job {self.job_id} is {status}")
 
 
-def run_training(ctx: WorkerContext, job_id: str) -> None:
+def run_training(ctx: Services, job_id: str) -> None:
     with session_scope(ctx.sessions) as session:
-        job = session.get(Job, job_id)
-        assert job is not None  # claimed just before
+        job = jobs.get_job(session, job_id)
         existing = registry.model_for_job(session, job_id)
         if existing is not None:
             # A redelivery after the model was registered: record the end, train nothing.
             jobs.finish(
                 session,
                 job_id,
-                "succeeded",
+                JobStatus.succeeded,
                 metrics=existing.metrics,
                 model_version=existing.version,
             )
             return
         params = dict(job.params or {})
         version = registry.version_for_job(job)
-        dataset_id = job.dataset_id
-        wanted = {"train": dataset_id}
+        wanted = {"train": job.dataset_id}
         for name in ("validation", "test"):
             if params.get(f"{name}_dataset_id"):
                 wanted[name] = params[f"{name}_dataset_id"]
@@ -139,47 +161,39 @@ def run_training(ctx: WorkerContext, job_id: str) -> None:
             if row is None:
                 raise LookupError(f"{name} dataset {wanted_id} no longer exists")
             sources[name] = (row.object_key, row.format, row.skip_invalid)
+    config = job_config(params, ctx.settings.base_model)
 
     recorder = ProgressRecorder(ctx, job_id)
     recorder.stage("loading data", 0.01)
     work = Path(tempfile.mkdtemp(prefix=f"train-{job_id}-", dir=_work_dir(ctx)))
     try:
         data = {name: _load(ctx, work, *source) for name, source in sources.items()}
-        seed = int(params.get("seed", 42))
-        train_ds, validation, test = _splits(data, seed)
-        test_key = (
-            f"dataset:{params['test_dataset_id']}"
-            if "test" in data
-            else f"split:{dataset_id}:seed={seed}"
-        )
-        if params.get("base_model") is None and ctx.settings.base_model:
-            params["base_model"] = ctx.settings.base_model
-        config = TrainConfig(**{k: params[k] for k in CONFIG_KEYS if params.get(k) is not None})
         recorder.stage("training", TRAIN_SHARE[0])
         try:
             result = train(
-                train_ds,
+                data["train"],
                 work / "model",
                 config,
-                validation=validation,
-                test=test,
+                validation=data.get("validation"),
+                test=data.get("test"),
                 callback=recorder,
             )
         except TrainingCancelled as exc:
             raise JobCancelled(str(exc)) from exc
+        test_key = _test_data_key(wanted, result.test_source, config.seed)
 
         recorder.stage("uploading model", 0.92)
         manifest_key, manifest_sha = upload_dir(ctx.store, f"models/{version}", result.model_dir)
         labels = registry.labels_of_model_dir(result.model_dir)
         recorder.stage("comparing with production", 0.96)
-        production_f1 = _production_f1_on(ctx, test, test_key)
+        production_f1 = _production_f1_on(ctx, data, config.seed, test_key)
         f1 = float(result.metrics.get("f1", 0.0))
         with session_scope(ctx.sessions) as session:
             registry.register(
                 session,
                 version=version,
                 job_id=job_id,
-                base_model=params.get("base_model") or DEFAULT_BASE_MODEL_NAME,
+                base_model=config.base_model or DEFAULT_BASE_MODEL_NAME,
                 labels=labels,
                 metrics=result.metrics,
                 manifest_key=manifest_key,
@@ -192,37 +206,50 @@ def run_training(ctx: WorkerContext, job_id: str) -> None:
             metrics = dict(result.metrics)
             if result.validation_metrics is not None:
                 metrics["validation"] = result.validation_metrics
-            jobs.finish(session, job_id, "succeeded", metrics=metrics, model_version=version)
+            jobs.finish(
+                session, job_id, JobStatus.succeeded, metrics=metrics, model_version=version
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _work_dir(ctx: WorkerContext) -> Path:
+def job_config(params: dict[str, Any], default_base_model: str | None) -> TrainConfig:
+    """The job's TrainConfig from its stored parameters (the API validated them against the
+    same declaration); the deployment's NER_BASE_MODEL fills in an unnamed base model."""
+    fields = {k: v for k, v in params.items() if k in TrainConfig.model_fields}
+    if fields.get("base_model") is None and default_base_model:
+        fields["base_model"] = default_base_model
+    return TrainConfig.model_validate(fields)
+
+
+def _test_data_key(wanted: dict[str, str | None], source: str, seed: int) -> str:
+    """Names the data the reported scores come from: promotion compares F1 only on equal keys."""
+    if source in ("test", "validation") and wanted.get(source):
+        return f"dataset:{wanted[source]}"
+    return f"split:{wanted['train']}:seed={seed}"
+
+
+def _work_dir(ctx: Services) -> Path:
     path = (ctx.settings.data_dir / "work").resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _load(ctx: WorkerContext, work: Path, key: str, fmt: str, skip_invalid: bool) -> Dataset:
+def _load(ctx: Services, work: Path, key: str, fmt: str, skip_invalid: bool) -> Dataset:
     """The stored upload, read as it was validated (same format, same skip_invalid)."""
     local = work / "data" / key.rsplit("/", 1)[-1]
     ctx.store.get_file(key, local)
     return read_dataset(local, format=fmt, skip_invalid=skip_invalid)
 
 
-def _splits(data: dict[str, Dataset], seed: int) -> tuple[Dataset, Dataset, Dataset]:
-    """The given validation/test sets; a seeded 80/10/10 split fills in what is missing."""
-    if "validation" in data and "test" in data:
-        return data["train"], data["validation"], data["test"]
-    train_part, validation, test = split_dataset(data["train"], seed)
-    return train_part, data.get("validation", validation), data.get("test", test)
-
-
-def _production_f1_on(ctx: WorkerContext, test: Dataset, test_key: str) -> float | None:
+def _production_f1_on(
+    ctx: Services, data: dict[str, Dataset], seed: int, test_key: str
+) -> float | None:
     """The production model's F1 on this job's test data (None: no production model).
 
     Stored metrics answer when they were computed on the same test data; otherwise the
-    production model is scored on it here, so the comparison is always like for like.
+    production model is scored here on the test data the new model was scored on (the
+    same `plan_splits` decision the core's training made), so the comparison is like for like.
     """
     with session_scope(ctx.sessions) as session:
         prod = registry.production_model(session)
@@ -230,6 +257,6 @@ def _production_f1_on(ctx: WorkerContext, test: Dataset, test_key: str) -> float
             return None
         if prod.test_data_key == test_key:
             return float(prod.metrics.get("f1", 0.0))
-        version, key, sha = prod.version, prod.manifest_key, prod.manifest_sha256
-    model_dir = fetch_model_dir(ctx.store, ctx.settings.model_cache_dir, version, key, sha)
-    return float(evaluate(Predictor.load(model_dir), test).get("f1", 0.0))
+        ref = ModelRef.of(prod)
+    test = plan_splits(data["train"], data.get("validation"), data.get("test"), seed).test
+    return float(evaluate(ctx.models.predictor(ref), test).get("f1", 0.0))

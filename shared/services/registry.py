@@ -16,19 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.db import Job, Model, utcnow
-
-
-def model_public(model: Model) -> dict[str, Any]:
-    return {
-        "version": model.version,
-        "job_id": model.job_id,
-        "base_model": model.base_model,
-        "labels": model.labels,
-        "metrics": model.metrics,
-        "stage": model.stage,
-        "created_at": model.created_at,
-        "promoted_at": model.promoted_at,
-    }
+from shared.errors import NotFound
+from shared.services.models import ModelRef
+from shared.states import ModelStage
 
 
 def version_for_job(job: Job) -> str:
@@ -48,8 +38,11 @@ def labels_of_model_dir(model_dir: Path) -> list[str]:
     return sorted(types)
 
 
-def get_model(session: Session, version: str) -> Model | None:
-    return session.get(Model, version)
+def get_model(session: Session, version: str) -> Model:
+    model = session.get(Model, version)
+    if model is None:
+        raise NotFound(f"model {version} not found")
+    return model
 
 
 def model_for_job(session: Session, job_id: str) -> Model | None:
@@ -57,17 +50,17 @@ def model_for_job(session: Session, job_id: str) -> Model | None:
 
 
 def production_model(session: Session) -> Model | None:
-    return session.scalars(select(Model).where(Model.stage == "production")).first()
+    return session.scalars(select(Model).where(Model.stage == ModelStage.production)).first()
 
 
-def production_version(session: Session) -> tuple[str, str, str] | None:
-    """(version, manifest_key, manifest_sha256) of the production model: the API's poll."""
+def production_ref(session: Session) -> ModelRef | None:
+    """The production model's files, read without loading the row: the API's poll."""
     row = session.execute(
         select(Model.version, Model.manifest_key, Model.manifest_sha256).where(
-            Model.stage == "production"
+            Model.stage == ModelStage.production
         )
     ).first()
-    return (row[0], row[1], row[2]) if row else None
+    return ModelRef(row[0], row[1], row[2]) if row else None
 
 
 def list_models(session: Session, limit: int = 100, offset: int = 0) -> tuple[list[Model], int]:
@@ -96,7 +89,7 @@ def register(
         base_model=base_model,
         labels=labels,
         metrics=metrics,
-        stage="candidate",
+        stage=ModelStage.candidate,
         manifest_key=manifest_key,
         manifest_sha256=manifest_sha256,
         test_data_key=test_data_key,
@@ -119,16 +112,16 @@ def promote(session: Session, version: str) -> Model:
     """
     model = session.get(Model, version, with_for_update=True)
     if model is None:
-        raise KeyError(version)
-    if model.stage == "production":
+        raise NotFound(f"model {version} not found")
+    if model.stage == ModelStage.production:
         return model
     current = session.scalars(
-        select(Model).where(Model.stage == "production").with_for_update()
+        select(Model).where(Model.stage == ModelStage.production).with_for_update()
     ).first()
     if current is not None:
-        current.stage = "archived"
+        current.stage = ModelStage.archived
         session.flush()
-    model.stage = "production"
+    model.stage = ModelStage.production
     model.promoted_at = utcnow()
     session.flush()
     return model

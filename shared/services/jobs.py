@@ -1,8 +1,9 @@
-"""Job rows: creation, the status machine, progress, and their public JSON shape.
+"""Job rows: creation (with their outbox intent), the status machine, progress, results.
 
-Status machine: queued → running → succeeded | failed | cancelled; a cancel request turns
-queued into cancelled at once and running into cancelling, which the worker's loop turns
-into cancelled. Inner functions only flush; the caller owns the transaction.
+Status machine (shared.states.JobStatus): queued → running → succeeded | failed |
+cancelled; a cancel request turns queued into cancelled at once and running into
+cancelling, which the worker's loop turns into cancelled. Inner functions only flush; the
+caller owns the transaction, and the outbox sends a new job's message after it commits.
 """
 
 from __future__ import annotations
@@ -15,49 +16,51 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.db import FINISHED_STATUSES, Job, JobDocument, JobResult, utcnow
+from shared.db import Dataset, Job, JobDocument, JobResult, utcnow
+from shared.errors import Conflict, NotFound
+from shared.queue import TASK_OF_JOB_TYPE
+from shared.services.outbox import Outbox
+from shared.states import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus, JobType
 
 
-class JobFinishedError(Exception):
-    """The job already ended; it cannot be cancelled."""
+def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=for_update)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
 
 
-def job_public(job: Job) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": job.id,
-        "type": job.type,
-        "status": job.status,
-        "progress": round(job.progress, 4),
-        "stage": job.stage,
-        "created_at": job.created_at,
-    }
-    optional = {
-        "eta_seconds": job.eta_seconds,
-        "metrics": job.metrics,
-        "model_version": job.model_version,
-        "error": job.error,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "dataset_id": job.dataset_id,
-    }
-    out.update({k: v for k, v in optional.items() if v is not None})
-    out["params"] = job.params or {}
-    if job.type == "predict":
-        out["documents"] = job.document_count
-    return out
+def check_datasets(session: Session, **dataset_ids: str | None) -> None:
+    """NotFound naming the first of these (field name → dataset id) that does not exist."""
+    for field, dataset_id in dataset_ids.items():
+        if dataset_id is not None and session.get(Dataset, dataset_id) is None:
+            raise NotFound(f"dataset {dataset_id} ({field}) not found")
 
 
-def create_train_job(session: Session, dataset_id: str, params: dict[str, Any]) -> Job:
-    job = Job(type="train", status="queued", stage="queued", dataset_id=dataset_id, params=params)
+def create_train_job(
+    session: Session, outbox: Outbox, dataset_id: str, params: dict[str, Any]
+) -> Job:
+    """A queued training job; its message goes out when the caller's transaction commits."""
+    job = Job(
+        type=JobType.train,
+        status=JobStatus.queued,
+        stage="queued",
+        dataset_id=dataset_id,
+        params=params,
+    )
     session.add(job)
     session.flush()
+    outbox.add(session, TASK_OF_JOB_TYPE[job.type], job.id)
     return job
 
 
 def create_predict_job(
-    session: Session, documents: Iterable[tuple[str, str]], model_version: str
+    session: Session, outbox: Outbox, documents: Iterable[tuple[str, str]], model_version: str
 ) -> Job:
-    job = Job(type="predict", status="queued", stage="queued", model_version=model_version)
+    """A queued bulk job with its documents; its message goes out after the commit."""
+    job = Job(
+        type=JobType.predict, status=JobStatus.queued, stage="queued", model_version=model_version
+    )
     session.add(job)
     session.flush()
     count = 0
@@ -70,24 +73,32 @@ def create_predict_job(
     job.document_count = count
     job.params = {"documents": count}
     session.flush()
+    outbox.add(session, TASK_OF_JOB_TYPE[job.type], job.id)
     return job
 
 
-def request_cancel(session: Session, job: Job) -> Job:
-    if job.status in FINISHED_STATUSES:
-        raise JobFinishedError(f"job {job.id} already {job.status}; nothing to cancel")
-    if job.status == "queued":
+def request_cancel(session: Session, job_id: str) -> Job:
+    """Cancel a queued job at once; ask a running one to stop (its loop ends it)."""
+    job = get_job(session, job_id, for_update=True)
+    if job.status in FINAL_STATUSES:
+        raise Conflict(f"job {job.id} already {job.status}; nothing to cancel")
+    if job.status == JobStatus.queued:
         # Never started: the worker skips a cancelled job when its message arrives.
-        _finish(job, "cancelled", stage="cancelled")
-    elif job.status == "running":
-        job.status = "cancelling"
+        _finish(job, JobStatus.cancelled, stage="cancelled")
+    elif job.status == JobStatus.running:
+        job.status = JobStatus.cancelling
         job.stage = "cancelling"
     session.flush()
     return job
 
 
 def list_jobs(
-    session: Session, *, type: str | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    type: JobType | None = None,
+    status: JobStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[Job], int]:
     query = select(Job)
     if type:
@@ -99,6 +110,35 @@ def list_jobs(
         query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
     ).all()
     return list(items), total
+
+
+def results_page(
+    session: Session, job_id: str, *, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """(items, total) of a bulk job's results in input order: {index, document_id, entities}."""
+    job = get_job(session, job_id)
+    if job.type != JobType.predict:
+        raise Conflict(f"job {job_id} is a {job.type} job; only predict jobs have results")
+    total = (
+        session.scalar(
+            select(func.count()).select_from(JobResult).where(JobResult.job_id == job_id)
+        )
+        or 0
+    )
+    rows = session.execute(
+        select(JobResult.doc_index, JobDocument.document_id, JobResult.entities)
+        .join(
+            JobDocument,
+            (JobDocument.job_id == JobResult.job_id)
+            & (JobDocument.doc_index == JobResult.doc_index),
+        )
+        .where(JobResult.job_id == job_id)
+        .order_by(JobResult.doc_index)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [{"index": i, "document_id": d, "entities": e} for i, d, e in rows]
+    return items, total
 
 
 def count_by_status(session: Session) -> dict[tuple[str, str], int]:
@@ -118,18 +158,18 @@ def claim(session: Session, job_id: str, stale_after: float) -> Job | None:
     is running (fresh heartbeat). A cancel requested before the start ends it here.
     """
     job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
-    if job is None or job.status in FINISHED_STATUSES:
+    if job is None or job.status in FINAL_STATUSES:
         return None
-    if job.status == "cancelling":
-        _finish(job, "cancelled", stage="cancelled")
+    if job.status == JobStatus.cancelling:
+        _finish(job, JobStatus.cancelled, stage="cancelled")
         return None
     now = utcnow()
     alive = job.heartbeat_at is not None and now - _aware(job.heartbeat_at) < timedelta(
         seconds=stale_after
     )
-    if job.status == "running" and alive:
+    if job.status == JobStatus.running and alive:
         return None
-    job.status = "running"
+    job.status = JobStatus.running
     job.stage = "starting"
     job.error = None
     job.started_at = job.started_at or now
@@ -146,7 +186,8 @@ def record_progress(
     stage: str,
     eta_seconds: float | None = None,
     metrics: dict[str, Any] | None = None,
-) -> str:
+    history: dict[str, Any] | None = None,
+) -> JobStatus:
     """Write progress and heartbeat; return the job's status (so loops see a cancel)."""
     values: dict[str, Any] = {
         "progress": max(0.0, min(1.0, progress)),
@@ -155,19 +196,25 @@ def record_progress(
     }
     if metrics is not None:
         values["metrics"] = metrics
+    if history is not None:
+        values["history"] = history
     session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "running").values(stage=stage, **values)
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(stage=stage, **values)
     )
     # A cancelling job keeps its stage: the user sees "cancelling" until the loop stops.
-    session.execute(update(Job).where(Job.id == job_id, Job.status != "running").values(**values))
-    return session.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.cancelling).values(**values)
+    )
+    return current_status(session, job_id)
 
 
 def touch(session: Session, job_id: str) -> None:
     """Refresh the heartbeat of a job this worker is running."""
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("running", "cancelling")))
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
         .values(heartbeat_at=utcnow())
     )
 
@@ -175,18 +222,21 @@ def touch(session: Session, job_id: str) -> None:
 def release(session: Session, job_id: str) -> None:
     """Clear the heartbeat of a running job this worker gives up on, for a retry to claim."""
     session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "running").values(heartbeat_at=None)
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.running)
+        .values(heartbeat_at=None)
     )
 
 
-def current_status(session: Session, job_id: str) -> str:
-    return session.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
+def current_status(session: Session, job_id: str) -> JobStatus:
+    """The job's status; a job that vanished reads as failed (its loop must stop)."""
+    return session.scalar(select(Job.status).where(Job.id == job_id)) or JobStatus.failed
 
 
 def finish(
     session: Session,
     job_id: str,
-    status: str,
+    status: JobStatus,
     *,
     error: str | None = None,
     metrics: dict[str, Any] | None = None,
@@ -200,12 +250,12 @@ def finish(
         job.metrics = metrics
     if model_version is not None:
         job.model_version = model_version
-    if status == "succeeded":
+    if status == JobStatus.succeeded:
         job.progress = 1.0
     session.flush()
 
 
-def _finish(job: Job, status: str, *, stage: str, error: str | None = None) -> None:
+def _finish(job: Job, status: JobStatus, *, stage: str, error: str | None = None) -> None:
     job.status = status
     job.stage = stage
     job.eta_seconds = None
@@ -218,9 +268,7 @@ def stale_running_jobs(session: Session, stale_after: float) -> list[tuple[str, 
     """(id, type) of running jobs whose worker stopped sending heartbeats."""
     cutoff = utcnow() - timedelta(seconds=stale_after)
     rows = session.execute(
-        select(Job.id, Job.type).where(
-            Job.status.in_(("running", "cancelling")), Job.heartbeat_at < cutoff
-        )
+        select(Job.id, Job.type).where(Job.status.in_(ACTIVE_STATUSES), Job.heartbeat_at < cutoff)
     )
     return [(job_id, job_type) for job_id, job_type in rows]
 

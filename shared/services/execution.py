@@ -1,7 +1,8 @@
-"""Celery tasks: thin wrappers that run one job by id and record how it ended.
+"""Running one job: claim it, keep its heartbeat, run its body, and leave its row in a final
+state whatever happens. The worker's Celery tasks are thin callers of `run_job`.
 
-Delivery is at least once (acks_late, reject_on_worker_lost), so every task first claims
-its job: a finished job, or one another live worker holds, is skipped.
+Delivery is at least once (acks_late, reject_on_worker_lost), so every run first claims its
+job: a finished job, or one another live worker holds, is skipped.
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import threading
 from collections.abc import Callable
 
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
-from celery import Task
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from shared import jobs
 from shared.db import session_scope
-from shared.queue import PREDICT_BULK_TASK, TRAIN_TASK
-from worker.app import celery_app
-from worker.context import WorkerContext, get_context
+from shared.services import jobs
+from shared.services.context import Services
+from shared.states import JobStatus
 
 log = logging.getLogger(__name__)
+
+JobBody = Callable[[Services, str], None]
 
 
 class JobCancelled(Exception):
@@ -39,15 +40,13 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ConnectionError)
 
 
-def run_job(
-    job_id: str, body: Callable[[WorkerContext, str], None], *, can_retry: bool = False
-) -> str:
+def run_job(services: Services, job_id: str, body: JobBody, *, can_retry: bool = False) -> str:
     """Claim the job, run `body`, and leave the row in a final state whatever happens.
 
     With `can_retry`, a transient error releases the job (so the retried task may claim it
     at once) and raises TransientJobError for the task to retry; otherwise it fails the job.
     """
-    ctx = get_context()
+    ctx = services
     with session_scope(ctx.sessions) as session:
         job = jobs.claim(session, job_id, ctx.settings.stale_job_seconds)
     if job is None:
@@ -57,17 +56,17 @@ def run_job(
         with Heartbeat(ctx, job_id):
             body(ctx, job_id)
     except JobCancelled:
-        _finish(ctx, job_id, "cancelled")
+        _finish(ctx, job_id, JobStatus.cancelled)
         return "cancelled"
     except Exception as exc:
         if can_retry and is_transient(exc):
-            log.warning("job %s: %s; retrying", job_id, _readable(exc))
+            log.warning("job %s: %s; retrying", job_id, readable(exc))
             _release(ctx, job_id)
-            raise TransientJobError(_readable(exc)) from exc
+            raise TransientJobError(readable(exc)) from exc
         # The one place a job's failure is recorded, so the row never stays `running`;
         # re-raised so Celery logs the traceback. (A worker that is killed or shut down
         # mid-job records nothing: recovery re-queues the job once its heartbeat is stale.)
-        _finish(ctx, job_id, "failed", error=_readable(exc))
+        _finish(ctx, job_id, JobStatus.failed, error=readable(exc))
         raise
     return "done"
 
@@ -77,7 +76,7 @@ class Heartbeat:
     phases with no progress callback (evaluation, upload), so no other worker takes a
     long but live job for an orphan. It dies with the process, which is the point."""
 
-    def __init__(self, ctx: WorkerContext, job_id: str) -> None:
+    def __init__(self, ctx: Services, job_id: str) -> None:
         self.ctx = ctx
         self.job_id = job_id
         self._stop = threading.Event()
@@ -103,7 +102,7 @@ class Heartbeat:
                 log.warning("job %s: heartbeat not written: %s", self.job_id, exc)
 
 
-def _release(ctx: WorkerContext, job_id: str) -> None:
+def _release(ctx: Services, job_id: str) -> None:
     """Best effort: clear the heartbeat so the retry claims the job without waiting for it
     to go stale (if the database is still away, it goes stale and that works too)."""
     try:
@@ -113,37 +112,11 @@ def _release(ctx: WorkerContext, job_id: str) -> None:
         log.warning("job %s: could not release: %s", job_id, exc)
 
 
-def _finish(ctx: WorkerContext, job_id: str, status: str, error: str | None = None) -> None:
+def _finish(ctx: Services, job_id: str, status: JobStatus, error: str | None = None) -> None:
     with session_scope(ctx.sessions) as session:
         jobs.finish(session, job_id, status, error=error)
 
 
-def _readable(exc: BaseException) -> str:
+def readable(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-# Retries: only for TransientJobError, with growing pauses; the last try fails the job.
-RETRY_OPTIONS = {"bind": True, "ignore_result": True, "max_retries": 3}
-
-
-def _run_with_retries(task: Task, job_id: str, body: Callable[[WorkerContext, str], None]) -> str:
-    last_try = task.request.retries >= (task.max_retries or 0)
-    try:
-        return run_job(job_id, body, can_retry=not last_try)
-    except TransientJobError as exc:
-        raise task.retry(exc=exc, countdown=10 * 2**task.request.retries) from exc
-
-
-@celery_app.task(name=TRAIN_TASK, **RETRY_OPTIONS)
-def train(self: Task, job_id: str) -> str:
-    from worker.training import run_training  # torch loads when a task runs, not at import
-
-    return _run_with_retries(self, job_id, run_training)
-
-
-@celery_app.task(name=PREDICT_BULK_TASK, **RETRY_OPTIONS)
-def predict_bulk(self: Task, job_id: str) -> str:
-    from worker.bulk import run_bulk
-
-    return _run_with_retries(self, job_id, run_bulk)
