@@ -6,6 +6,7 @@ loaded-model cache."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from celery import Celery
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
