@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Boolean,
     DateTime,
     Enum,
@@ -110,7 +111,14 @@ class Dataset(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_type_status", "type", "status"),)
+    __table_args__ = (
+        Index("ix_jobs_type_status", "type", "status"),
+        # Migration 0004 also adds a trigger: a final status never changes again.
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelling', 'cancelled')",
+            name="status_known",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     type: Mapped[JobType] = mapped_column()
@@ -132,6 +140,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # Written with every progress update: a running job with an old heartbeat lost its worker.
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # Bumped by each claim: the fencing token a worker's writes carry, and the count of
+    # deliveries (a job that keeps killing its workers fails after `max_job_attempts`).
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class JobDocument(Base):
