@@ -16,8 +16,8 @@ from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
-    CheckConstraint,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
