@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .documents import Document, parse_documents
-    from .evaluation import evaluate, score
+    from .analysis import Analysis, analyse_tags
+    from .evaluation import analyse, evaluate, score
     from .formats import (
         Dataset,
         Sentence,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 _WHERE = {
     "Document": "documents",
     "parse_documents": "documents",
+    "Analysis": "analysis",
+    "analyse_tags": "analysis",
+    "analyse": "evaluation",
     "evaluate": "evaluation",
     "score": "evaluation",
     "Dataset": "formats",
@@ -49,6 +53,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "Analysis",
     "Dataset",
     "DatasetError",
     "Document",
@@ -59,6 +64,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingCancelled",
+    "analyse",
+    "analyse_tags",
     "detect_format",
     "evaluate",
     "format_problems",
