@@ -12,8 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .documents import Document, parse_documents
     from .analysis import Analysis, analyse_tags
+    from .documents import Document, parse_documents
     from .evaluation import analyse, evaluate, score
     from .formats import (
         Dataset,
