@@ -109,6 +109,11 @@ class JobPublic(BaseModel):
     dataset_id: str | None = None
     documents: int | None = None
     params: dict[str, Any] = {}
+    history: dict[str, Any] | None = Field(
+        default=None,
+        description='training curves: {"loss": [{step, epoch, loss}], '
+        '"validation": [{epoch, f1, precision, recall}]}; null until training reports',
+    )
 
 
 class JobList(BaseModel):

@@ -23,6 +23,10 @@ class JobFinishedError(Exception):
 
 
 def job_public(job: Job) -> dict[str, Any]:
+    metrics = dict(job.metrics) if job.metrics else None
+    # The training curves (worker/training.py) ride in the metrics column; they are shown
+    # as the job's own "history" field.
+    history = metrics.pop("history", None) if metrics else None
     out: dict[str, Any] = {
         "id": job.id,
         "type": job.type,
@@ -33,7 +37,7 @@ def job_public(job: Job) -> dict[str, Any]:
     }
     optional = {
         "eta_seconds": job.eta_seconds,
-        "metrics": job.metrics,
+        "metrics": metrics,
         "model_version": job.model_version,
         "error": job.error,
         "started_at": job.started_at,
@@ -42,6 +46,7 @@ def job_public(job: Job) -> dict[str, Any]:
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     out["params"] = job.params or {}
+    out["history"] = history
     if job.type == "predict":
         out["documents"] = job.document_count
     return out

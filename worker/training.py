@@ -47,6 +47,44 @@ CONFIG_KEYS = (
 )
 
 
+# Loss points kept in a job's history: past this, every other point is dropped and the
+# sampling stride doubles, so a long run keeps its whole curve in a few hundred points.
+MAX_LOSS_POINTS = 400
+
+
+class TrainingHistory:
+    """Loss by step (thinned) and validation scores by epoch, for the job's curves."""
+
+    def __init__(self) -> None:
+        self.loss: list[dict[str, Any]] = []
+        self.validation: list[dict[str, Any]] = []
+        self.stride = 1
+
+    def add(self, p: Progress) -> None:
+        if p.stage == "training" and p.loss is not None and p.step % self.stride == 0:
+            self.loss.append(
+                {"step": p.step, "epoch": self._epoch(p), "loss": round(float(p.loss), 5)}
+            )
+            if len(self.loss) > MAX_LOSS_POINTS:
+                self.loss = self.loss[::2]
+                self.stride *= 2
+        if p.stage == "evaluated" and p.metrics is not None:
+            self.validation.append(
+                {"epoch": p.epoch, **{k: p.metrics.get(k) for k in ("f1", "precision", "recall")}}
+            )
+
+    @staticmethod
+    def _epoch(p: Progress) -> float:
+        """Fractional epoch of a step (1.5: half-way through the second epoch)."""
+        per_epoch = p.total_steps / p.epochs if p.epochs and p.total_steps else 0
+        return round(p.step / per_epoch, 3) if per_epoch else float(p.epoch)
+
+    def as_dict(self) -> dict[str, Any] | None:
+        if not self.loss and not self.validation:
+            return None
+        return {"loss": list(self.loss), "validation": list(self.validation)}
+
+
 class ProgressRecorder:
     """The core's progress callback: writes progress to the job row every few seconds and
     stops the training (TrainingCancelled) once the row says `cancelling`."""
@@ -57,13 +95,17 @@ class ProgressRecorder:
         self.last_write = 0.0
         self.last_check = 0.0
         self.progress = 0.0
+        self.history = TrainingHistory()
 
     def stage(self, stage: str, progress: float) -> None:
         self._write(progress=progress, stage=stage, eta=None, metrics=None)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
-        if now - self.last_write >= self.ctx.settings.progress_interval_seconds:
+        self.history.add(p)
+        # An epoch's validation scores are written at once: the curve gains its point.
+        due = now - self.last_write >= self.ctx.settings.progress_interval_seconds
+        if due or p.stage == "evaluated":
             start, end = TRAIN_SHARE
             live: dict[str, Any] = {
                 k: v
@@ -77,6 +119,7 @@ class ProgressRecorder:
                 }.items()
                 if v is not None
             }
+            live["history"] = self.history.as_dict()
             self._write(
                 progress=start + (end - start) * p.fraction,
                 stage=p.stage,
@@ -192,6 +235,7 @@ def run_training(ctx: WorkerContext, job_id: str) -> None:
             metrics = dict(result.metrics)
             if result.validation_metrics is not None:
                 metrics["validation"] = result.validation_metrics
+            metrics["history"] = recorder.history.as_dict()
             jobs.finish(session, job_id, "succeeded", metrics=metrics, model_version=version)
     finally:
         shutil.rmtree(work, ignore_errors=True)

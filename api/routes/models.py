@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, StateDep
 from api.errors import NotFound
 from api.schemas import ModelList, ModelPublic
 from shared import registry
+from shared.storage import ObjectNotFound
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -30,6 +31,25 @@ def get_model(version: str, session: SessionDep) -> dict:
     if model is None:
         raise NotFound(f"model {version} not found")
     return registry.model_public(model)
+
+
+@router.get(
+    "/{version}/evaluation",
+    responses={200: {"description": "shared/ner/analysis.py `Analysis`", "model": dict}},
+)
+def get_model_evaluation(version: str, session: SessionDep, state: StateDep) -> Response:
+    """The error analysis of a version on its test data: per-type scores, confusion matrix
+    with missed/spurious, error counts by kind, example sentences."""
+    if registry.get_model(session, version) is None:
+        raise NotFound(f"model {version} not found")
+    try:
+        # Stored as the training wrote it (evaluation.json beside the weights): sent as is.
+        body = state.store.get_bytes(f"models/{version}/evaluation.json")
+    except ObjectNotFound:
+        raise NotFound(
+            f"model {version} has no error analysis (trained before it existed)"
+        ) from None
+    return Response(body, media_type="application/json")
 
 
 @router.post("/{version}/promote", response_model=ModelPublic)

@@ -124,7 +124,7 @@ export function renderHeatmap(confusion, { onSelect } = {}) {
     body.append(tr);
   });
   table.append(body);
-  return el("div", { class: "table-scroll" }, table);
+  return el("div", { class: "table-scroll", tabindex: "0" }, table);
 }
 
 /** Per-type precision / recall / F1 / support, with the error counts when present. */
@@ -152,7 +152,7 @@ export function renderPerType(perType, { errors = true } = {}) {
       ),
     ),
   );
-  return el("div", { class: "table-scroll" }, table);
+  return el("div", { class: "table-scroll", tabindex: "0" }, table);
 }
 
 function renderExample(e) {
