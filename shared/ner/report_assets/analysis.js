@@ -3,10 +3,19 @@
 // `ner evaluate --errors report.html` inlines it, so both show errors the same way.
 // Plain DOM, no dependencies; text always goes in through textContent (never innerHTML).
 
+// Light colours only: dark text on each keeps a contrast above 7:1.
 const PALETTE = [
-  "#ffd8a8", "#b2f2bb", "#a5d8ff", "#fcc2d7", "#ffec99",
-  "#d0bfff", "#99e9f2", "#c0eb75", "#ffc9c9", "#e9ecef",
+  "#ffd8a8", "#b2f2bb", "#a5d8ff", "#fcc2d7", "#ffec99", "#d0bfff", "#99e9f2",
+  "#c0eb75", "#ffc9c9", "#eebefa", "#96f2d7", "#ffe066", "#bac8ff", "#dee2e6",
 ];
+// The usual types (CoNLL, OntoNotes, GMB) get distinct colours; any other label a stable
+// one from its name, so a label has the same colour on every page and in every report.
+const KNOWN = {
+  PER: 1, PERSON: 1, LOC: 2, GPE: 12, ORG: 0, MISC: 5, DATE: 4, TIME: 11, NORP: 3,
+  FAC: 6, PRODUCT: 7, EVENT: 8, WORK_OF_ART: 9, LAW: 10, LANGUAGE: 13, MONEY: 7,
+  PERCENT: 10, QUANTITY: 11, ORDINAL: 13, CARDINAL: 6,
+  GEO: 2, TIM: 4, ART: 9, EVE: 8, NAT: 10,
+};
 
 export const KIND_NAMES = {
   wrong_type: "wrong type",
@@ -18,6 +27,8 @@ export const KIND_NAMES = {
 
 /** A stable pastel colour per label (dark text stays readable on all of them). */
 export function labelColor(label) {
+  const known = KNOWN[String(label).toUpperCase()];
+  if (known !== undefined) return PALETTE[known];
   let h = 0;
   for (const ch of String(label)) h = (h * 31 + ch.codePointAt(0)) >>> 0;
   return PALETTE[h % PALETTE.length];
@@ -195,15 +206,30 @@ export function renderAnalysis(root, a) {
   const search = el("input", { id: `${id}-q`, type: "search", name: "q", placeholder: "text contains…" });
   const list = el("ol", { class: "examples" });
   const count = el("p", { class: "muted", "aria-live": "polite" });
+  const PAGE = 50;
+  let matching = [];
+  const more = el("button", { type: "button", class: "secondary more-examples", hidden: true }, "Show more");
+  more.addEventListener("click", () => {
+    const next = list.children.length;
+    list.append(...matching.slice(next, next + PAGE).map(renderExample));
+    showCount();
+    list.children[next]?.querySelector("mark")?.focus();
+  });
+
+  function showCount() {
+    const n = matching.length;
+    count.textContent = `${n} matching example${n === 1 ? "" : "s"}, ${list.children.length} shown` +
+      ` · at most ${a.examples_per_kind_and_type} kept per kind and type`;
+    more.hidden = list.children.length >= n;
+  }
 
   function apply() {
     const q = search.value.trim().toLowerCase();
-    const shown = a.examples.filter(
+    matching = a.examples.filter(
       (e) => (!typeSel.value || e.type === typeSel.value) && (!kindSel.value || e.kind === kindSel.value) && (!q || e.text.toLowerCase().includes(q)),
     );
-    list.replaceChildren(...shown.slice(0, 500).map(renderExample));
-    count.textContent = `${shown.length} example${shown.length === 1 ? "" : "s"} shown` + (shown.length > 500 ? " (first 500)" : "") +
-      ` · at most ${a.examples_per_kind_and_type} kept per kind and type`;
+    list.replaceChildren(...matching.slice(0, PAGE).map(renderExample));
+    showCount();
   }
   for (const c of [typeSel, kindSel]) c.addEventListener("change", apply);
   search.addEventListener("input", apply);
@@ -241,6 +267,7 @@ export function renderAnalysis(root, a) {
     ),
     count,
     list,
+    more,
   );
   apply();
   return { typeSel, kindSel, apply };
