@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from .tags import tags_to_spans
 
 KINDS = ("wrong_type", "wrong_boundary", "wrong_type_and_boundary", "missed", "spurious")
-MISSED, SPURIOUS = "missed", "spurious"
+MISSED: Final = "missed"
+SPURIOUS: Final = "spurious"
 MAX_EXAMPLES = 50  # example sentences kept per (kind, type)
 FORMAT_VERSION = 1
 

@@ -259,6 +259,9 @@ def test_model_page_shows_the_confusion_matrix_and_filterable_errors(page, clien
     assert examples.count() == min(50, sum(e["kind"] == kind for e in analysis["examples"]))
     page.select_option("#analysis select[name=kind]", "")
     check_page(page, "model-errors")
+    # The README's picture (docs/screenshots/model-page.png is a copy): the first screen.
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "readme-model-page.png"))
 
     # A model without a stored analysis still shows its page and says so.
     page.route(
