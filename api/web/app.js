@@ -294,7 +294,7 @@ function viewTry(root) {
           ` · ${r.entities.length} entit${r.entities.length === 1 ? "y" : "ies"}`,
         ),
         labels.length ? renderLegend(labels) : el("p", { class: "muted" }, "No entities found."),
-        el("div", { class: "doc", tabindex: "0", "aria-label": "the text with its entities" }, renderSpans(value, r.entities)),
+        el("div", { class: "doc", tabindex: "0", "aria-label": "the text with its entities" }, renderSpans(value, r.entities, { focusable: true })),
         r.entities.length
           ? table(
               ["entity", "label", el("th", { scope: "col", class: "num" }, "score"), el("th", { scope: "col", class: "num" }, "start"), el("th", { scope: "col", class: "num" }, "end")],

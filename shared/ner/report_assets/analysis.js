@@ -51,8 +51,10 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** `text` with `spans` ({start, end, label, score?}) highlighted; `focus` spans outlined. */
-export function renderSpans(text, spans, { focus = [] } = {}) {
+/** `text` with `spans` ({start, end, label, score?}) highlighted; `focus` spans outlined.
+ * `focusable` puts each entity in the tab order (its tip shows on focus): for one text,
+ * not for long lists of examples, where hundreds of tab stops would bury the controls. */
+export function renderSpans(text, spans, { focus = [], focusable = false } = {}) {
   const out = el("span", { class: "ents" });
   const sorted = [...spans].sort((a, b) => a.start - b.start);
   const isFocus = (s) => focus.some((f) => f && f.start === s.start && f.end === s.end && f.label === s.label);
@@ -70,7 +72,7 @@ export function renderSpans(text, spans, { focus = [] } = {}) {
           "data-label": s.label,
           "data-tip": tip,
           title: tip,
-          tabindex: "0",
+          tabindex: focusable ? "0" : null,
         },
         text.slice(s.start, s.end),
         el("span", { class: "ent-label", "aria-hidden": "true" }, s.label),
@@ -175,7 +177,7 @@ function renderExample(e) {
   ].join(" → ");
   return el(
     "li",
-    { class: "example", "data-kind": e.kind, "data-type": e.type },
+    { class: "example", "data-kind": e.kind, "data-type": e.type, tabindex: "-1" },
     el(
       "div",
       { class: "example-head" },
@@ -213,7 +215,7 @@ export function renderAnalysis(root, a) {
     const next = list.children.length;
     list.append(...matching.slice(next, next + PAGE).map(renderExample));
     showCount();
-    list.children[next]?.querySelector("mark")?.focus();
+    list.children[next]?.focus(); // keyboard users go on reading where the new ones start
   });
 
   function showCount() {
