@@ -104,7 +104,11 @@ function clearFlash() {
 
 // Nothing may leave a blank page: any error nobody caught lands in the banner.
 window.addEventListener("unhandledrejection", (e) => flash("", { err: e.reason instanceof Error ? e.reason : new Error(String(e.reason)) }));
-window.addEventListener("error", (e) => flash("", { err: new Error(`Page error: ${e.message}`) }));
+window.addEventListener("error", (e) => {
+  // Chromium reports a resize that took two frames as an error; it is harmless.
+  if (/ResizeObserver loop/.test(e.message)) return;
+  flash("", { err: new Error(`Page error: ${e.message}`) });
+});
 
 // ------------------------------------------------------------------ small helpers
 
@@ -533,7 +537,18 @@ function lineChart(container, title, xLabel, series) {
   const summary = el("p", { class: "hint chart-summary" }, "No points yet.");
   container.append(el("h3", {}, title), box, summary);
   const width = () => Math.max(260, box.clientWidth || container.clientWidth - 16 || 300);
-  const resize = new ResizeObserver(() => plot && plot.setSize({ width: width(), height: 200 }));
+  // Resized on the next frame and only when the width changed: resizing the plot inside
+  // the observer's callback would re-trigger it (the "ResizeObserver loop" warning).
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() =>
+    requestAnimationFrame(() => {
+      const w = width();
+      if (plot && w !== lastWidth) {
+        lastWidth = w;
+        plot.setSize({ width: w, height: 200 });
+      }
+    }),
+  );
   resize.observe(container);
   timers.push(() => resize.disconnect());
   return (xs, ...ys) => {

@@ -59,6 +59,8 @@ def check_page(page, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
     page.set_viewport_size(VIEWPORTS["desktop"])
     assert page.js_errors == [], page.js_errors
+    banner = page.locator("#message")
+    assert not banner.is_visible() or "Page error" not in banner.inner_text()
 
 
 def open_page(page, route: str) -> None:
