@@ -622,6 +622,7 @@ async function viewJob(root, id) {
   let shownFinal = false;
 
   const cancel = async () => {
+    if (!window.confirm(`Cancel job ${shortId(id)}? A training stops within seconds and keeps no model.`)) return;
     try {
       await api(`/jobs/${id}/cancel`, { method: "POST" });
       flash("Cancel requested: the job stops within seconds.", { ok: true });

@@ -275,6 +275,18 @@ def test_model_page_shows_the_confusion_matrix_and_filterable_errors(page, clien
     page.unroute("**/evaluation")
 
 
+def test_a_running_training_is_cancelled_from_its_page(page, client) -> None:
+    dataset_id = client.get(f"/jobs/{state['job2']}").json()["dataset_id"]
+    r = client.post("/jobs/train", json={"dataset_id": dataset_id, "epochs": 200})
+    job_id = r.json()["id"]
+    open_page(page, f"#/jobs/{job_id}")
+    page.locator("main .status-running").wait_for(timeout=60_000)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel-job")
+    page.locator("main .status-cancelled").wait_for(timeout=30_000)
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+
+
 def test_the_html_report_renders_offline(page, client, tmp_path) -> None:
     from shared.ner.report import render_report
 
