@@ -196,7 +196,8 @@ def train_steps(
     def evaluation(stage: str, dataset: Dataset, epoch: int) -> Iterator[Progress]:
         nonlocal done
         remaining = len(dataset)
-        for result in evaluate_chunks(predictor, dataset, chunk):
+        # The test run also keeps the error analysis (evaluation.json, see `train`).
+        for result in evaluate_chunks(predictor, dataset, chunk, analysis=stage == "testing"):
             if result is None:
                 done += eval_units(min(chunk, remaining))
                 remaining -= chunk
@@ -300,6 +301,7 @@ def train(
         history: list[dict[str, Any]] = []
         last_report = 0.0
         metrics: dict[str, Any] = {}
+        analysis: dict[str, Any] | None = None
         steps = train_steps(
             model,
             tokenizer,
@@ -319,6 +321,8 @@ def train(
                 history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
                 bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
             if p.stage == "tested" and p.metrics is not None:
+                # Popped before the callback sees it: the job row keeps only the scores.
+                analysis = p.metrics.pop("analysis", None)
                 metrics = p.metrics
             bar.refresh()
             now = time.perf_counter()
@@ -332,6 +336,8 @@ def train(
         model.save_pretrained(partial)  # safetensors by default; no pickle
         tokenizer.save_pretrained(partial)
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if analysis is not None:  # the errors on the scored data, `analysis.Analysis`
+            (partial / "evaluation.json").write_text(json.dumps(analysis) + "\n")
         info = {
             "arguments": config.model_dump(),
             "runtime": {"device": device, "precision": precision},

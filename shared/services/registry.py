@@ -25,6 +25,7 @@ from shared.db import Job, Model, utcnow
 from shared.errors import NotFound
 from shared.services.models import ModelRef
 from shared.states import ModelStage
+from shared.storage import ObjectNotFound, ObjectStore
 
 # Any fixed number: the key of the registry's advisory lock.
 REGISTRY_LOCK = 7_315_004
@@ -82,6 +83,19 @@ def get_model(session: Session, version: str) -> Model:
     if model is None:
         raise NotFound(f"model {version} not found")
     return model
+
+
+def evaluation_json(session: Session, store: ObjectStore, version: str) -> bytes:
+    """The model's error analysis (shared/ner/analysis.py `Analysis`), as the training wrote
+    it beside the weights (evaluation.json, listed in the model's manifest)."""
+    model = get_model(session, version)
+    key = model.manifest_key.rsplit("/", 1)[0] + "/evaluation.json"
+    try:
+        return store.get_bytes(key)
+    except ObjectNotFound:
+        raise NotFound(
+            f"model {version} has no error analysis (trained before it existed)"
+        ) from None
 
 
 def model_for_job(session: Session, job_id: str) -> Model | None:

@@ -43,12 +43,16 @@ log = logging.getLogger(__name__)
 TRAIN_SHARE = (0.05, 0.9)
 
 
+# Loss points a job keeps: a long run is thinned (every other point dropped) to stay under.
+MAX_LOSS_POINTS = 400
+
+
 class TrainingHistory:
     """The curves a job shows while it trains: loss by step, thinned to at most
     `max_points` (every other point dropped, and the sampling step doubled, when full), and
     validation scores by epoch."""
 
-    def __init__(self, max_points: int = 400) -> None:
+    def __init__(self, max_points: int = MAX_LOSS_POINTS) -> None:
         self.max_points = max_points
         self.loss: list[dict[str, float]] = []
         self.validation: list[dict[str, float]] = []
@@ -67,7 +71,10 @@ class TrainingHistory:
                 {"epoch": p.epoch, **{k: p.metrics[k] for k in ("f1", "precision", "recall")}}
             )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any] | None:
+        """The curves so far; None before anything was reported."""
+        if not self.loss and not self.validation:
+            return None
         return {"loss": list(self.loss), "validation": list(self.validation)}
 
 
@@ -133,7 +140,7 @@ class ProgressRecorder:
         self.last_write = self.last_check = time.monotonic()
         # Never backwards for the user, whatever order the core's stages report in.
         progress = self.progress = max(self.progress, progress)
-        history = self.history.as_json()
+        history = self.history.as_dict()
         return self._quietly(
             lambda: self.run.progress(
                 progress=progress,
