@@ -56,9 +56,13 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
 def predict_tags(
     predictor: Predictor, sentences: Sequence[Sentence], batch_size: int = 64
 ) -> list[list[str]]:
-    """Word tags rebuilt from the decoded entities of each sentence."""
+    """Word tags rebuilt from the decoded entities of each sentence (with document context
+    when the model was trained with it and the data keeps its documents)."""
     tagged = predictor.tag_words(
-        [s.text for s in sentences], [s.words for s in sentences], batch_size
+        [s.text for s in sentences],
+        [s.words for s in sentences],
+        batch_size,
+        predictor.sentence_contexts(sentences),
     )
     return [spans_to_tags(len(tags), tags_to_spans(tags)) for tags, _ in tagged]
 
