@@ -78,6 +78,13 @@ class Predictor:
             self.model.to(torch.bfloat16)
         self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
         self.outside_id = next((i for i, v in self.id2label.items() if v == "O"), 0)
+        # Sentence-level evaluation gives each sentence this many sub-tokens of document
+        # context, as in training (0: none); a text given to `predict` is its own context.
+        self.context_length = int(getattr(model.config, "ner_context_length", 0) or 0)
+        self.context_mode = getattr(model.config, "ner_context_mode", None) or "around"
+        if max_length is None and self.context_length and self.context_mode == "packed":
+            # Trained on documents cut into windows of this length: predict in the same.
+            max_length = self.context_length
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
         )
@@ -87,9 +94,6 @@ class Predictor:
             self.id2label,
             decoding or getattr(model.config, "ner_decoding", None) or DEFAULT_DECODING,
         )
-        # Sentence-level evaluation gives each sentence this many sub-tokens of document
-        # context, as in training (0: none); a text given to `predict` is its own context.
-        self.context_length = int(getattr(model.config, "ner_context_length", 0) or 0)
         self._count = subtoken_counter(tokenizer)
         # Fast tokenizers are not safe to call from several threads at once.
         self._lock = threading.Lock()
@@ -167,7 +171,7 @@ class Predictor:
     def sentence_contexts(self, sentences: Sequence[Sentence]) -> list[Context] | None:
         """Document context for sentences read from a file, as the model was trained with
         (None when it was trained on sentences alone)."""
-        if not self.context_length:
+        if not self.context_length or self.context_mode != "around":
             return None
         content = min(self.context_length, self.encoder.content + self.encoder.n_special)
         with self._lock:

@@ -36,7 +36,13 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
 from .casing import enable_casing, token_type_ids, uses_casing
-from .context import NO_CONTEXT, document_contexts, subtoken_counter
+from .context import (
+    CONTEXT_MODES,
+    NO_CONTEXT,
+    document_contexts,
+    document_runs,
+    subtoken_counter,
+)
 from .decoding import DECODINGS
 from .encoding import IGNORE, WindowEncoder
 from .evaluation import evaluate_chunks
@@ -71,6 +77,7 @@ class TrainConfig:
     # Accuracy features (docs/benchmarks.md has the ablation behind each default):
     casing: bool = False  # word shapes (lower/Title/UPPER...) as token types: capitals for uncased
     context_length: int = 0  # window sub-tokens filled with the document's nearby sentences; 0: off
+    context_mode: str = "around"  # around: a window per sentence | packed: documents cut in windows
     decoding: str = "viterbi"  # viterbi (BIO-constrained) | argmax: how word labels are picked
     layer_decay: float = 1.0  # learning-rate factor per layer below the top; 1: no layer decay
 
@@ -144,6 +151,10 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     return torch.optim.AdamW(param_groups, lr=config.learning_rate, fused=True)
 
 
+def packed_context(config: TrainConfig) -> bool:
+    return bool(config.context_length) and config.context_mode == "packed"
+
+
 def prepare_model(model: Any, config: TrainConfig) -> None:
     """Switch on the accuracy features and record them in the model's config.json, where
     `Predictor` reads them: a saved model predicts the way it was trained."""
@@ -153,7 +164,11 @@ def prepare_model(model: Any, config: TrainConfig) -> None:
     if config.casing:
         enable_casing(model)  # sets ner_casing, unless the encoder has no token types
     model.config.ner_decoding = config.decoding
+    if config.context_mode not in CONTEXT_MODES:
+        modes = ", ".join(CONTEXT_MODES)
+        raise ValueError(f"context_mode must be one of {modes}, not {config.context_mode!r}")
     model.config.ner_context_length = config.context_length
+    model.config.ner_context_mode = config.context_mode
 
 
 def _features(
@@ -168,6 +183,8 @@ def _features(
     on the sentence only), its word shapes as token types when casing is on."""
     label_index = {label: i for i, label in enumerate(labels)}
     sentences = data.sentences
+    if config.context_length and config.context_mode == "packed":
+        return _packed_features(tokenizer, data, label_index, labels, config, casing)
     if config.context_length:
         content = min(config.context_length, encoder.content + encoder.n_special)
         contexts = document_contexts(
@@ -183,6 +200,42 @@ def _features(
     windows = encoder.encode(words, tags, continuation_ids(labels))
     features = []
     for w in windows:
+        feature = {
+            "input_ids": w.input_ids,
+            "attention_mask": [1] * len(w.input_ids),
+            "labels": w.labels or [],
+        }
+        if casing:
+            feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
+        features.append(feature)
+    return features
+
+
+def packed_encoder(tokenizer: Any, context_length: int) -> WindowEncoder:
+    """Windows of `context_length` sub-tokens overlapping by a quarter: a word owned near
+    a window's edge still has an eighth of a window of context on that side."""
+    probe = WindowEncoder(tokenizer, context_length, 0)
+    return WindowEncoder(tokenizer, context_length, probe.content // 4)
+
+
+def _packed_features(
+    tokenizer: Any,
+    data: Dataset,
+    label_index: dict[str, int],
+    labels: list[str],
+    config: TrainConfig,
+    casing: bool,
+) -> list[dict[str, list[int]]]:
+    """Training windows cut from whole documents, every word labelled once."""
+    sentences = data.sentences
+    words: list[list[str]] = []
+    tags: list[list[int]] = []
+    for run in document_runs(sentences):
+        words.append([t for i in run for t in sentences[i].tokens])
+        tags.append([label_index.get(t, 0) for i in run for t in sentences[i].tags])
+    encoder = packed_encoder(tokenizer, config.context_length)
+    features = []
+    for w in encoder.encode(words, tags, continuation_ids(labels)):
         feature = {
             "input_ids": w.input_ids,
             "attention_mask": [1] * len(w.input_ids),
@@ -246,7 +299,9 @@ def train_steps(
         tokenizer,
         device=str(device),
         precision=config.precision,
-        max_length=max_length,
+        # A packed-context model predicts in the windows it was trained in (as it will
+        # when loaded: `Predictor` reads the length from config.json).
+        max_length=config.context_length if packed_context(config) else max_length,
         stride=config.stride,
     )
     best_f1, best_state, stale = -1.0, None, 0

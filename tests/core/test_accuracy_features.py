@@ -100,6 +100,7 @@ def test_with_casing_an_uncased_encoder_tells_bush_from_bush(casing_model: Path)
 def test_without_casing_an_uncased_encoder_cannot(case_base: Path, tmp_path: Path) -> None:
     model = train_case_only(case_base, tmp_path / "m", casing=False)
     bush, lower_bush, _ = Predictor.load(model).predict(CASE_TEXTS)
+
     # The tokenizer lower-cases: both texts are the same input, so the same answer.
     def where(entities: list[dict[str, Any]]) -> list[tuple[int, int, str]]:
         return [(e["start"], e["end"], e["label"]) for e in entities]
@@ -228,6 +229,29 @@ def test_training_windows_label_the_sentence_only(tiny_base: Path) -> None:
     assert len([lab for lab in first["labels"] if lab == IGNORE]) == 2 + 3  # [CLS] [SEP] + 3
 
 
+def test_packed_windows_cut_documents_and_label_every_word_once(tiny_base: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    text = "-DOCSTART- O\n\n" + conll_text() + "\n-DOCSTART- O\n\nOmar B-PER\nflew O\n"
+    data = parse_dataset(text, "conll")  # two documents: 20 sentences, then one
+    labels = label_list(["LOC", "ORG", "PER"])
+    config = TrainConfig(context_length=32, context_mode="packed")
+    features = _features(WindowEncoder(tokenizer, 64, 16), tokenizer, data, labels, config, False)
+    assert all(len(f["input_ids"]) <= 32 for f in features)
+    assert len(features) > 4  # the first document needs several windows
+    # Every word is labelled in exactly one window: the first sub-tokens' labels, in
+    # order, are the gold tags of both documents.
+    firsts = []
+    for f in features:
+        ids = f["input_ids"]
+        for pos, lab in enumerate(f["labels"]):
+            if lab != IGNORE and not tokenizer.convert_ids_to_tokens(ids[pos]).startswith("##"):
+                firsts.append(labels[lab])
+    assert firsts == [t for s in data.sentences for t in s.tags]
+    # The last document is a window of its own: no words of another document in it.
+    last = tokenizer.convert_ids_to_tokens(features[-1]["input_ids"])
+    assert last == ["[CLS]", "Omar", "flew", "[SEP]"]
+
+
 # The same sentence, "Jordan won .", is a person in one document and a country in the
 # other: only the sentence before it says which.
 AMBIGUOUS = [
@@ -247,7 +271,8 @@ def ambiguous_documents(repeat: int) -> str:
     return "\n".join(blocks)
 
 
-def test_context_decides_what_the_sentence_alone_cannot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["around", "packed"])
+def test_context_decides_what_the_sentence_alone_cannot(tmp_path: Path, mode: str) -> None:
     words = {w for text, _ in AMBIGUOUS for w in text.split()} | {"Jordan", "won"}
     base = make_tiny_bert(tmp_path / "base", words)
     data = parse_dataset(ambiguous_documents(4), "conll")
@@ -256,6 +281,7 @@ def test_context_decides_what_the_sentence_alone_cannot(tmp_path: Path) -> None:
         config = TrainConfig(
             base_model=str(base),
             context_length=length,
+            context_mode=mode,
             epochs=80,  # it sits at F1 0.5 for a while before the context pays off
             batch_size=4,
             learning_rate=3e-3,
@@ -269,7 +295,7 @@ def test_context_decides_what_the_sentence_alone_cannot(tmp_path: Path) -> None:
     assert runs[32].metrics["f1"] == 1.0
     # The saved model evaluates sentences with their context, as it was trained.
     predictor = Predictor.load(runs[32].model_dir)
-    assert predictor.context_length == 32
+    assert (predictor.context_length, predictor.context_mode) == (32, mode)
     assert evaluate(predictor, parse_dataset(ambiguous_documents(1), "conll"))["f1"] == 1.0
     # A text is its own context: the preceding sentence in the text does the same.
     texts = ["the player spoke . Jordan won .", "the country voted . Jordan won ."]
