@@ -47,9 +47,15 @@ class Decoder:
     def __call__(self, probs: np.ndarray) -> list[int]:
         if len(probs) == 0:
             return []
-        if self.method == "argmax":
-            return probs.argmax(-1).tolist()
+        best = probs.argmax(-1)
+        # When the word-by-word best labels already form a valid sequence, they are also
+        # the best valid sequence: Viterbi runs only for the (few) texts where they don't.
+        if self.method == "argmax" or self.valid(best):
+            return best.tolist()
         return self.viterbi(np.log(np.maximum(probs, _FLOOR)))
+
+    def valid(self, ids: np.ndarray) -> bool:
+        return bool(self.start[ids[0]] == 0 and (self.transition[ids[:-1], ids[1:]] == 0).all())
 
     def viterbi(self, logp: np.ndarray) -> list[int]:
         n = len(logp)
