@@ -22,6 +22,7 @@ from seqeval.metrics import (
 from seqeval.scheme import IOB2
 
 from .analysis import Analysis, analyse_sentences
+from .context import document_runs, join_run
 from .formats import Dataset, Sentence
 from .inference import Predictor
 from .tags import spans_to_tags, tags_to_spans
@@ -57,11 +58,36 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
 def predict_tags(
     predictor: Predictor, sentences: Sequence[Sentence], batch_size: int = 64
 ) -> list[list[str]]:
-    """Word tags rebuilt from the decoded entities of each sentence."""
+    """Word tags rebuilt from the decoded entities of each sentence (with document context
+    when the model was trained with it and the data keeps its documents)."""
+    if predictor.context_length and predictor.context_mode == "packed":
+        return _predict_packed(predictor, sentences, batch_size)
     tagged = predictor.tag_words(
-        [s.text for s in sentences], [s.words for s in sentences], batch_size
+        [s.text for s in sentences],
+        [s.words for s in sentences],
+        batch_size,
+        predictor.sentence_contexts(sentences),
     )
     return [spans_to_tags(len(tags), tags_to_spans(tags)) for tags, _ in tagged]
+
+
+def _predict_packed(
+    predictor: Predictor, sentences: Sequence[Sentence], batch_size: int
+) -> list[list[str]]:
+    """Tag each run of a document's sentences as one text, as `/predict` tags a document,
+    then cut the tags back into sentences (an entity never spans two sentences in the
+    gold data, and one that would is cut at the boundary)."""
+    runs = document_runs(sentences)
+    joined = [join_run([sentences[i] for i in run]) for run in runs]
+    tagged = predictor.tag_words([t for t, _ in joined], [w for _, w in joined], batch_size)
+    out: list[list[str]] = [[] for _ in sentences]
+    for run, (tags, _) in zip(runs, tagged, strict=True):
+        pos = 0
+        for i in run:
+            n = len(sentences[i].words)
+            out[i] = spans_to_tags(n, tags_to_spans(tags[pos : pos + n]))
+            pos += n
+    return out
 
 
 def evaluate_chunks(
