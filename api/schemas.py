@@ -124,6 +124,12 @@ class JobPublic(BaseModel):
         default=None, validation_alias="document_count", description="a predict job's documents"
     )
     params: dict[str, Any] = {}
+    attempts: int = Field(
+        default=0,
+        validation_alias="attempt",
+        description="how many times a worker started the job (more than one: a worker "
+        "died or lost its claim, and the job was taken over)",
+    )
 
     @field_validator("progress")
     @classmethod

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(default=2.0, gt=0)
     cancel_check_seconds: float = Field(default=1.0, gt=0)
     bulk_chunk_size: int = Field(default=64, gt=0)
+    # A training job saves its state to the object store at the end of every epoch and at
+    # least this often within one; a new attempt resumes from it.
+    checkpoint_seconds: float = Field(default=300.0, gt=0)
     # A running job whose heartbeat is older than this is taken as orphaned (its worker
     # died) and re-queued by the sweeper; the heartbeat is written every few seconds.
     stale_job_seconds: float = Field(default=20.0, gt=0)

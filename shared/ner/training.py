@@ -36,6 +36,14 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
 from .casing import enable_casing, token_type_ids, uses_casing
+from .checkpoint import (
+    is_checkpoint,
+    load_checkpoint,
+    optimizer_state,
+    optimizer_tensors,
+    prefixed,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .context import (
     CONTEXT_MODES,
@@ -238,8 +246,16 @@ def train_steps(
     *,
     device: str = "auto",
     precision: str = "auto",
+    checkpoint: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None,
+    checkpoint_seconds: float = 300.0,
+    resume: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
 ) -> Iterator[Progress]:
     """Train in place, yielding progress; leaves the best-on-validation weights in `model`.
+
+    `checkpoint(tensors, meta)` is handed the whole training state at the end of every epoch
+    and every `checkpoint_seconds` within one; `resume` (a state it was handed) carries on
+    from there: same weights, optimizer, schedule, position in the epoch's batches and
+    early-stopping record.
 
     Yields a `Progress` after every step and every evaluated chunk; the one whose stage
     is "evaluated" carries the epoch's validation metrics, and "tested" (the last, when
@@ -290,7 +306,45 @@ def train_steps(
     best_f1, best_state, stale = -1.0, None, 0
     done = 0.0
     step = 0
+    first_epoch, skip_batches = 1, 0
+    if resume is not None:
+        tensors, meta = resume
+        model.load_state_dict(prefixed(tensors, "model."))
+        optimizer.load_state_dict(optimizer_state(tensors, meta["optimizer"]))
+        scheduler.load_state_dict(meta["scheduler"])
+        best_state = prefixed(tensors, "best.") or None
+        best_f1, stale, done, step = meta["best_f1"], meta["stale"], meta["done"], meta["step"]
+        first_epoch, skip_batches = meta["epoch"], meta["batches_done"]
+        generator.set_state(tensors["rng.sampler"])
+        resume_rng = tensors["rng.torch"]
+        if skip_batches == 0:
+            # Saved between epochs: the next epoch's loader draws its seed from this state.
+            torch.set_rng_state(resume_rng)
     start = time.perf_counter()
+    last_checkpoint = time.monotonic()
+
+    def save(epoch: int, batches_done: int, sampler_rng: torch.Tensor) -> None:
+        nonlocal last_checkpoint
+        if checkpoint is None:
+            return
+        opt_tensors, opt_meta = optimizer_tensors(optimizer.state_dict())
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+        tensors.update(opt_tensors)
+        tensors["rng.sampler"] = sampler_rng
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "step": step,
+            "done": done,
+            "best_f1": best_f1,
+            "stale": stale,
+            "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict(),
+        }
+        checkpoint(tensors, meta)
+        last_checkpoint = time.monotonic()
 
     def progress(stage: str, epoch: int, **extra: Any) -> Progress:
         elapsed = time.perf_counter() - start
@@ -320,10 +374,21 @@ def train_steps(
             else:
                 yield progress(stage + "-done", epoch, metrics=result)
 
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, config.epochs + 1):
+        if stale >= config.patience:
+            break  # resumed after the epoch that stopped the run
         model.train()
-        for batch in loader:
+        # The sampler draws the epoch's order from `generator` when the loader starts: its
+        # state here is what a checkpoint needs to find the same batches again.
+        sampler_rng = generator.get_state()
+        for index, batch in enumerate(loader):
+            if epoch == first_epoch and index < skip_batches:
+                continue  # done before the checkpoint this run resumed from
+            if epoch == first_epoch and index == skip_batches > 0:
+                # Saved mid-epoch, after the loader had drawn its seed: dropout goes on from
+                # exactly where it was.
+                torch.set_rng_state(resume_rng)
             batch = {k: v.to(torch_device) for k, v in batch.items()}
             with autocast(torch_device, bf16):
                 loss = model(**batch).loss
@@ -335,6 +400,8 @@ def train_steps(
             done += 1
             step += 1
             yield progress("training", epoch, loss=loss.item())
+            if checkpoint is not None and time.monotonic() - last_checkpoint >= checkpoint_seconds:
+                save(epoch, index + 1, sampler_rng)
         model.eval()
         metrics: dict[str, Any] = {}
         for p in evaluation("evaluating", validation, epoch):
@@ -348,6 +415,7 @@ def train_steps(
         if metrics["f1"] >= best_f1:
             best_f1 = metrics["f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        save(epoch + 1, 0, generator.get_state())
         if stale >= config.patience:
             break
     if best_state is not None:
@@ -372,6 +440,9 @@ def train(
     progress_bar: bool = False,
     device: str = "auto",
     precision: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_seconds: float = 300.0,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Fine-tune on `train_data` and save the model to `out_dir`.
 
@@ -379,6 +450,11 @@ def train(
     `device` (auto, cpu, cuda…) and `precision` (auto, fp32, bf16) say where it runs.
     A `callback` receives a `Progress` after every step; raising `TrainingCancelled`
     from it stops training and removes what was written.
+
+    With `checkpoint_dir`, the training state is written there at the end of every epoch
+    and every `checkpoint_seconds` (then `on_checkpoint(checkpoint_dir)` is called, e.g. to
+    upload it), and a checkpoint already there is resumed from: same data, config and seed
+    give the run that was interrupted.
     """
     config = config or TrainConfig()
     began = time.perf_counter()
@@ -417,6 +493,20 @@ def train(
         last_report = 0.0
         metrics: dict[str, Any] = {}
         analysis: dict[str, Any] | None = None
+        resume = None
+        checkpoint = None
+        if checkpoint_dir is not None:
+            folder = Path(checkpoint_dir)
+            if is_checkpoint(folder):
+                resume = load_checkpoint(folder)
+                history = list(resume[1].get("history", []))
+                report(Progress("resuming", 0.0, epoch=resume[1]["epoch"]))
+
+            def checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+                save_checkpoint(folder, tensors, {**meta, "history": history})
+                if on_checkpoint is not None:
+                    on_checkpoint(folder)
+
         steps = train_steps(
             model,
             tokenizer,
@@ -427,6 +517,9 @@ def train(
             test,
             device=device,
             precision=precision,
+            checkpoint=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
+            resume=resume,
         )
         for p in steps:
             bar.n = round(p.fraction * 100, 1)

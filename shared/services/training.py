@@ -4,6 +4,7 @@ the same split policy and defaults as `ner train`."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,7 +36,13 @@ from shared.services.execution import FINAL_WRITE_PATIENCE, JobCancelled, JobRun
 from shared.services.jobs import LostClaim
 from shared.services.models import ModelRef
 from shared.states import JobStatus
-from shared.storage import upload_dir
+from shared.storage import (
+    MANIFEST_NAME,
+    ChecksumMismatch,
+    ObjectNotFound,
+    download_dir,
+    upload_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +204,11 @@ def run_training(run: JobRun) -> None:
     recorder.stage("loading data", 0.01)
     work = Path(tempfile.mkdtemp(prefix=f"train-{job_id}-", dir=_work_dir(ctx)))
     uploaded: str | None = None
+    checkpoints = Checkpoints(run, work / "checkpoint")
     try:
         data = {name: _load(ctx, work, *source) for name, source in sources.items()}
-        recorder.stage("training", TRAIN_SHARE[0])
+        resumed = checkpoints.fetch()
+        recorder.stage("resuming" if resumed else "training", TRAIN_SHARE[0])
         try:
             result = train(
                 data["train"],
@@ -207,6 +217,9 @@ def run_training(run: JobRun) -> None:
                 validation=data.get("validation"),
                 test=data.get("test"),
                 callback=recorder,
+                checkpoint_dir=checkpoints.folder,
+                checkpoint_seconds=ctx.settings.checkpoint_seconds,
+                on_checkpoint=checkpoints.upload,
             )
         except TrainingCancelled as exc:
             raise JobCancelled(str(exc)) from exc
@@ -231,12 +244,64 @@ def run_training(run: JobRun) -> None:
         if result.validation_metrics is not None:
             metrics["validation"] = result.validation_metrics
         _register(run, data, config.seed, candidate, metrics)
-    except (JobCancelled, LostClaim):
+        checkpoints.discard()
+    except (JobCancelled, LostClaim) as exc:
         if uploaded is not None:
             _delete_prefix(ctx, uploaded)  # nobody will serve it
+        if isinstance(exc, JobCancelled):
+            checkpoints.discard()
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class Checkpoints:
+    """A training job's checkpoint in the object store (`checkpoints/<job id>/`, a folder
+    with a sha256 manifest written last): fetched when a new attempt starts, so a worker
+    killed mid-training costs at most one checkpoint interval, and uploaded while this
+    attempt still holds the job."""
+
+    def __init__(self, run: JobRun, folder: Path) -> None:
+        self.run = run
+        self.folder = folder
+        self.prefix = f"checkpoints/{run.job_id}"
+
+    def fetch(self) -> bool:
+        """Download the job's last checkpoint, if any; False when training starts afresh."""
+        store = self.run.services.store
+        manifest = f"{self.prefix}/{MANIFEST_NAME}"
+        try:
+            raw = store.get_bytes(manifest)
+        except ObjectNotFound:
+            return False
+        try:
+            download_dir(store, manifest, hashlib.sha256(raw).hexdigest(), self.folder)
+        except ChecksumMismatch as exc:
+            # Half-overwritten by a superseded attempt: start afresh rather than from it.
+            log.warning(
+                "job %s: checkpoint unusable (%s); training from the start", self.run.job_id, exc
+            )
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return False
+        log.info("job %s: resuming from its checkpoint", self.run.job_id)
+        return True
+
+    def upload(self, folder: Path) -> None:
+        """Upload the checkpoint just written. Skipped (training goes on, the next one is
+        uploaded) while the database or the store is away; LostClaim when another attempt
+        holds the job, so a superseded worker never overwrites its successor's state."""
+        try:
+            self.run.status()
+            upload_dir(self.run.services.store, self.prefix, folder)
+        except (SQLAlchemyError, BotoCoreError, OSError) as exc:
+            if isinstance(exc, SQLAlchemyError) and not is_transient(exc):
+                raise
+            log.warning(
+                "job %s: checkpoint not uploaded (%s); training goes on", self.run.job_id, exc
+            )
+
+    def discard(self) -> None:
+        _delete_prefix(self.run.services, self.prefix)
 
 
 def _register(

@@ -62,7 +62,8 @@ def database_url(services: dict[str, str]) -> Iterator[str]:
     """A fresh database for each test module, migrated with `alembic upgrade head`."""
     admin_url = make_url(services["NER_DATABASE_URL"])
     name = f"ner_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # pre_ping: the fault tests restart PostgreSQL under this pool.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.set(database=name).render_as_string(hide_password=False)
