@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -242,13 +243,9 @@ def wait_job(client: httpx.Client, job_id: str, statuses: set[str], timeout: flo
     raise AssertionError(f"job {job_id} not {statuses} after {timeout}s: {job}")
 
 
-@pytest.fixture(scope="module")
-def stack(
-    service_settings: Settings, tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict]:
-    """A real API server and a real Celery worker, as separate processes."""
-    logs = tmp_path_factory.mktemp("logs")
-    env = settings_env(service_settings, NER_BASE_MODEL=str(tiny_base_model))
+@contextmanager
+def running_stack(env: dict[str, str], logs: Path) -> Iterator[dict]:
+    """A real API server and a real Celery worker, as separate processes, with `env`."""
     port = free_port()
     api = Process(["-m", "api", "--port", str(port)], env, logs / "api.log").start()
     worker = Process(["-m", "worker"], env, logs / "worker.log").start()
@@ -259,3 +256,15 @@ def stack(
     finally:
         worker.stop()
         api.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    service_settings: Settings, tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """A real API server and a real Celery worker, as separate processes."""
+    logs = tmp_path_factory.mktemp("logs")
+    with running_stack(
+        settings_env(service_settings, NER_BASE_MODEL=str(tiny_base_model)), logs
+    ) as s:
+        yield s

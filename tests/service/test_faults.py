@@ -203,6 +203,17 @@ def _first_model(client: httpx.Client, fault_stack: dict) -> None:
     assert job["status"] == "succeeded", job
 
 
+def _long_training(client: httpx.Client, epochs: int) -> dict:
+    """A training job on the tiny model that runs `epochs` epochs (no early stop)."""
+    csv = "text,labels\n" + "".join(
+        f"{n} met {c} in {p} .,B-PER O B-PER O B-LOC O\n"
+        for n, c, p in [("Angela", "Priya", "Berlin"), ("Tomas", "Omar", "Lima")] * 60
+    )
+    ds = client.post("/datasets", files={"file": ("t.csv", csv.encode(), "text/csv")}).json()
+    body = {"dataset_id": ds["id"], "epochs": epochs, "patience": epochs}
+    return client.post("/jobs/train", json=body).json()
+
+
 def test_killed_worker_mid_bulk_job_is_taken_over_within_30_s(client, fault_stack) -> None:
     first, second = _one_worker(fault_stack)
     _first_model(client, fault_stack)
@@ -232,14 +243,7 @@ def test_killed_worker_mid_bulk_job_is_taken_over_within_30_s(client, fault_stac
 
 def test_killed_worker_mid_training_resumes_from_its_checkpoint(client, fault_stack) -> None:
     first, second = _one_worker(fault_stack)
-    csv = "text,labels\n" + "".join(
-        f"{n} met {c} in {p} .,B-PER O B-PER O B-LOC O\n"
-        for n, c, p in [("Angela", "Priya", "Berlin"), ("Tomas", "Omar", "Lima")] * 60
-    )
-    ds = client.post("/datasets", files={"file": ("t.csv", csv.encode(), "text/csv")}).json()
-    job = client.post(
-        "/jobs/train", json={"dataset_id": ds["id"], "epochs": 60, "patience": 60}
-    ).json()
+    job = _long_training(client, epochs=60)
     store = make_store(fault_stack["settings"].storage_url, fault_stack["settings"].s3_endpoint_url)
     manifest = f"checkpoints/{job['id']}/manifest.json"
     running = _wait_running(
@@ -327,14 +331,7 @@ def test_postgres_restart_under_traffic(client, fault_stack) -> None:
 def test_training_goes_on_through_a_30_second_database_outage(client, fault_stack) -> None:
     _, spare = _one_worker(fault_stack)
     spare.start()  # a second worker, which must not take the job over
-    csv = "text,labels\n" + "".join(
-        f"{n} met {c} in {p} .,B-PER O B-PER O B-LOC O\n"
-        for n, c, p in [("Angela", "Priya", "Berlin"), ("Tomas", "Omar", "Lima")] * 60
-    )
-    ds = client.post("/datasets", files={"file": ("o.csv", csv.encode(), "text/csv")}).json()
-    job = client.post(
-        "/jobs/train", json={"dataset_id": ds["id"], "epochs": 1000, "patience": 1000}
-    ).json()
+    job = _long_training(client, epochs=1000)
     before = _wait_running(client, job["id"], lambda j: (j.get("metrics") or {}).get("step"))
     postgres("pg-stop")
     try:

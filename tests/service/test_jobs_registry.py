@@ -182,30 +182,38 @@ def test_a_job_that_keeps_killing_workers_fails_after_n_attempts(sessions, svc) 
         assert job.status == "failed" and "started 3 times" in job.error
 
 
-def test_two_trainings_finishing_together_leave_the_better_one(sessions, svc) -> None:
-    """Both decide at once (threads, each in its own transaction): one production model,
-    the better one, and neither fails."""
-    with session_scope(sessions) as s:
-        s.execute(update(Model).values(stage="archived"))
-    barrier = threading.Barrier(2)
+def _at_once(sessions, *calls) -> list[BaseException]:
+    """Run each call (session → anything) in its own thread and transaction, all released
+    together by a barrier; the errors they raised."""
+    barrier = threading.Barrier(len(calls))
     errors: list[BaseException] = []
 
-    def finish_training(version: str, f1: float) -> None:
+    def run(call) -> None:
         try:
             barrier.wait()
             with session_scope(sessions) as s:
-                registry.register_and_decide(s, _candidate(version, f1), against=None)
-        except BaseException as exc:  # recorded, asserted below
+                call(s)
+        except BaseException as exc:  # recorded, asserted by the caller
             errors.append(exc)
 
-    threads = [
-        threading.Thread(target=finish_training, args=(v, f1))
-        for v, f1 in (("race-low", 0.70), ("race-high", 0.75))
-    ]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return errors
+
+
+def test_two_trainings_finishing_together_leave_the_better_one(sessions, svc) -> None:
+    """Both decide at once, each in its own transaction: one production model, the better
+    one, and neither fails."""
+    with session_scope(sessions) as s:
+        s.execute(update(Model).values(stage="archived"))
+    errors = _at_once(
+        sessions,
+        lambda s: registry.register_and_decide(s, _candidate("race-low", 0.70), against=None),
+        lambda s: registry.register_and_decide(s, _candidate("race-high", 0.75), against=None),
+    )
     assert errors == []
     with session_scope(sessions) as s:
         assert registry.production_ref(s).version == "race-high"
@@ -217,22 +225,9 @@ def test_two_promotes_at_once_both_succeed(sessions, svc) -> None:
     with session_scope(sessions) as s:
         _register(s, "p-1", 0.1)
         _register(s, "p-2", 0.1)
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def promote(version: str) -> None:
-        try:
-            barrier.wait()
-            with session_scope(sessions) as s:
-                registry.promote(s, version)
-        except BaseException as exc:  # recorded, asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=promote, args=(v,)) for v in ("p-1", "p-2")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = _at_once(
+        sessions, lambda s: registry.promote(s, "p-1"), lambda s: registry.promote(s, "p-2")
+    )
     assert errors == []
     with session_scope(sessions) as s:
         assert registry.production_ref(s).version in ("p-1", "p-2")

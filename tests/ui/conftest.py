@@ -16,18 +16,16 @@ from pathlib import Path
 import pytest
 
 from tests.service.conftest import (  # noqa: F401 - fixtures and the skip hook, shared
-    Process,
     broker_url,
     database_url,
-    free_port,
     pytest_collection_modifyitems,
+    running_stack,
     service_settings,
     services,
     settings_env,
     storage_url,
     tiny_base_model,
     train_csv,
-    wait_http_ok,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,16 +46,8 @@ def ui_stack(service_settings, tiny_base_model: Path, tmp_path_factory) -> Itera
     """API and worker processes with an API key configured (the page must send it)."""
     logs = tmp_path_factory.mktemp("ui-logs")
     env = settings_env(service_settings, NER_BASE_MODEL=str(tiny_base_model), NER_API_KEYS=API_KEY)
-    port = free_port()
-    api = Process(["-m", "api", "--port", str(port)], env, logs / "api.log").start()
-    worker = Process(["-m", "worker"], env, logs / "worker.log").start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(f"{base}/readyz", api)
-        yield {"base": base, "api": api, "worker": worker}
-    finally:
-        worker.stop()
-        api.stop()
+    with running_stack(env, logs) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
