@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from api.deps import SessionDep
+from api.deps import SessionDep, requires
 from api.schemas import ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
+from shared.states import Scope
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -29,7 +30,7 @@ def get_model(version: str, session: SessionDep) -> Model:
     return registry.get_model(session, version)
 
 
-@router.post("/{version}/promote", response_model=ModelPublic)
+@router.post("/{version}/promote", response_model=ModelPublic, dependencies=[requires(Scope.admin)])
 def promote_model(version: str, session: SessionDep) -> Model:
     """Put a version in production; /predict serves it within seconds, with no restart."""
     return registry.promote(session, version)
