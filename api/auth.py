@@ -68,7 +68,11 @@ class InvalidKey(AuthenticationError):
 
 class KeysUnavailable(AuthenticationError):
     status, challenge = 503, ""
-    detail = "the API key cannot be checked right now (the database does not answer)"
+    # Worded as api/errors.py words every outage.
+    detail = (
+        "a server this service needs is unavailable; try again later "
+        "(whether the API key is valid cannot be checked: the database does not answer)"
+    )
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
