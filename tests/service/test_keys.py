@@ -267,3 +267,81 @@ def test_api_refuses_an_open_address_without_keys(keyed: Settings, tmp_path: Pat
     # `ner serve` follows the same rule.
     refused = ner("serve", "--host", "0.0.0.0", "--port", str(free_port()), env=env)
     assert refused.returncode == 2 and "refusing" in refused.stderr
+
+
+# --- the per-process cache: revocation within the TTL, and a database outage ----------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_resolver_cache_and_database_outage(svc, keyed: Settings) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from shared.errors import Unavailable
+
+    clock = Clock()
+    resolver = keys.KeyResolver(svc.sessions, keyed, clock=clock)
+    with session_scope(svc.sessions) as s:
+        row, token = keys.create_key(s, "cached", ["predict"])
+    unseen = keys.new_token()
+    assert resolver.peek(token) is keys.MISS  # nothing known yet: the database decides
+    caller = resolver.authenticate(token)
+    assert caller is not None and caller.scopes == {"predict"} and caller.key_id == row.id
+    assert resolver.peek(token) == caller  # then memory answers, no query
+    assert resolver.authenticate(QUICK_KEY) is keys.SETTINGS_KEY
+    assert resolver.authenticate(None) is None and resolver.authenticate(unseen) is None
+
+    with session_scope(svc.sessions) as s:
+        keys.revoke_key(s, row.id)
+    assert resolver.authenticate(token) == caller  # within the TTL: still known
+    clock.now += keyed.api_key_cache_seconds
+    assert resolver.authenticate(token) is None  # past it: revoked
+
+    # The database goes away: what was learnt in the last minute stands, nothing new is
+    # let in, and once that is old the answer is 503, never "allowed".
+    with session_scope(svc.sessions) as s:
+        _row2, live = keys.create_key(s, "live", ["train"])
+    assert resolver.authenticate(live) is not None
+    down = create_engine("postgresql+psycopg://ner:ner@127.0.0.1:1/ner")
+    resolver.sessions = sessionmaker(down)
+    clock.now += keyed.api_key_cache_seconds + 1
+    assert resolver.authenticate(live) is not None
+    with pytest.raises(Unavailable):
+        resolver.authenticate(keys.new_token())
+    clock.now += keys.STALE_IF_ERROR_SECONDS
+    with pytest.raises(Unavailable):
+        resolver.authenticate(live)
+    assert resolver.authenticate(QUICK_KEY) is keys.SETTINGS_KEY  # no database needed
+    down.dispose()
+
+
+def test_no_keys_anywhere_means_open_and_revoking_the_last_key_does_not(
+    service_settings: Settings, tmp_path: Path
+) -> None:
+    from shared.db import make_engine, make_session_factory
+    from shared.migrate import upgrade_to_head
+
+    url = f"sqlite:///{tmp_path / 'keys.sqlite3'}"
+    upgrade_to_head(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    settings = service_settings.model_copy(update={"api_keys": ""})
+    clock = Clock()
+    resolver = keys.KeyResolver(sessions, settings, clock=clock)
+    assert resolver.authenticate(None) is keys.OPEN  # as before this issue: no auth
+    with session_scope(sessions) as s:
+        row, _token = keys.create_key(s, "only", ["admin"])
+    clock.now += settings.api_key_cache_seconds
+    assert resolver.authenticate(None) is None  # a key exists: authentication is on
+    with session_scope(sessions) as s:
+        keys.revoke_key(s, row.id)
+    clock.now += settings.api_key_cache_seconds
+    assert resolver.authenticate(None) is None  # and stays on: fail closed
+    engine.dispose()
