@@ -63,7 +63,10 @@ def keys_configured(settings: Settings) -> bool:
 
 def refuse_open_listener(host: str, settings: Settings, *, insecure: bool) -> None:
     """Exit 2 rather than serve every route, unauthenticated, to whoever can reach `host`."""
-    if insecure or is_loopback(host) or keys_configured(settings):
+    if is_loopback(host) or keys_configured(settings):
+        return
+    if insecure:
+        log.warning("--insecure: serving on %s with no API key; every route is open", host)
         return
     print(
         f"refusing to listen on {host} with no API key configured: anyone who can reach it "
@@ -81,8 +84,6 @@ def run_api(host: str = "127.0.0.1", port: int = 8000, *, insecure: bool = False
     settings = get_settings()
     migrate_or_exit(settings)
     refuse_open_listener(host, settings, insecure=insecure)
-    if insecure and not keys_configured(settings):
-        log.warning("--insecure: serving on %s with no API key; every route is open", host)
     log.info("serving the API on http://%s:%d (docs at /docs)", host, port)
     # access_log=False: an access line is one more place a query string could carry data.
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
