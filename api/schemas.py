@@ -112,7 +112,7 @@ class JobPublic(BaseModel):
     history: dict[str, Any] | None = Field(
         default=None,
         description='a training\'s curves: {"loss": [{step, epoch, loss}], '
-        '"validation": [{epoch, f1, precision, recall}]}',
+        '"validation": [{epoch, f1, precision, recall}]}; null until training reports',
     )
     model_version: str | None = None
     error: str | None = None

@@ -90,9 +90,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shared.ner import Predictor, evaluate
 
     model = _model_dir(args.model)
+    outputs = [Path(p) for p in (args.errors, args.json) if p]
+    for path in outputs:  # refused before the (slow) scoring, not after
+        if not path.parent.is_dir():
+            raise BadInput(f"{path}: the directory {path.parent} does not exist")
+        if path.is_dir():
+            raise BadInput(f"{path} is a directory; give a file name")
     dataset = _read(args.data, args)
     predictor = Predictor.load(model, device=args.device, precision=args.precision)
-    print(json.dumps(evaluate(predictor, dataset, batch_size=args.batch_size)))
+    result = evaluate(predictor, dataset, batch_size=args.batch_size, analysis=bool(outputs))
+    analysis = result.pop("analysis", None)
+    if args.json:
+        Path(args.json).write_text(json.dumps(analysis, ensure_ascii=False) + "\n", "utf-8")
+    if args.errors:
+        from shared.ner.report import render_report
+
+        title = f"Errors of {model.resolve().name} on {Path(args.data).name}"
+        Path(args.errors).write_text(render_report(analysis, result, title), "utf-8")
+    print(json.dumps(result))
     return 0
 
 
@@ -203,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a saved model on a labelled file")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
+    p.add_argument(
+        "--errors",
+        metavar="REPORT.html",
+        help="write the error analysis as a self-contained HTML report",
+    )
+    p.add_argument(
+        "--json", metavar="PATH", help="write the error analysis as JSON (evaluation.json's shape)"
+    )
     data_options(p)
     run_options(p, 64)
     p.set_defaults(func=cmd_evaluate)

@@ -16,13 +16,27 @@ class BadParameters(ValueError):
     """The flags broke a field's bounds: the message names each flag and what is wrong."""
 
 
-def _scalar_type(annotation: Any) -> type:
-    """int for `int | None`, and so on: argparse's converter for the field's value."""
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _argument(annotation: Any) -> dict[str, Any]:
+    """argparse's converter (and choices) for a field: int for `int | None`, a choice for a
+    Literal, true/false for a bool."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         annotation = args[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        return {"type": str, "choices": list(typing.get_args(annotation))}
+    if annotation is bool:
+        return {"type": _bool, "metavar": "{true,false}"}
     if annotation in (int, float, str):
-        return annotation
+        return {"type": annotation}
     raise TypeError(f"no command-line type for {annotation!r}")
 
 
@@ -42,8 +56,8 @@ def add_model_options(
         group.add_argument(
             flag(name),
             dest=name,
-            type=_scalar_type(field.annotation),
             default=None,
+            **_argument(field.annotation),
             help=f"{field.description or name}{shown}",
         )
 

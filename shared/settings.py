@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     cancel_check_seconds: float = Field(default=1.0, gt=0)
     bulk_chunk_size: int = Field(default=64, gt=0)
     # A running job whose heartbeat is older than this is taken as orphaned (its worker
-    # died) and is re-queued when a worker starts.
-    stale_job_seconds: float = Field(default=120.0, gt=0)
+    # died) and re-queued by the sweeper; the heartbeat is written every few seconds.
+    stale_job_seconds: float = Field(default=20.0, gt=0)
+    # A job whose worker died this many times (each claim is an attempt) ends failed.
+    max_job_attempts: int = Field(default=5, ge=1, le=100)
     # The outbox: an intent is left to the after-commit send for this long before the
     # sweeper may send it; a job still queued is re-sent after this, doubling each time.
     outbox_grace_seconds: float = Field(default=10.0, ge=0)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from api.deps import SessionDep, requires
+from api.deps import ServicesDep, SessionDep, requires
 from api.schemas import ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
@@ -28,6 +28,17 @@ def list_models(
 def get_model(version: str, session: SessionDep) -> Model:
     """One version with its metrics and stage."""
     return registry.get_model(session, version)
+
+
+@router.get(
+    "/{version}/evaluation",
+    responses={200: {"description": "shared/ner/analysis.py `Analysis`", "model": dict}},
+)
+def get_model_evaluation(version: str, session: SessionDep, services: ServicesDep) -> Response:
+    """The error analysis of a version on its test data: per-type scores, confusion matrix
+    with missed/spurious, error counts by kind, example sentences."""
+    body = registry.evaluation_json(session, services.store, version)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/{version}/promote", response_model=ModelPublic, dependencies=[requires(Scope.admin)])

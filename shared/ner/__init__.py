@@ -12,9 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .analysis import Analysis, analyse_tags
     from .config import TrainConfig
     from .documents import Document, parse_documents
-    from .evaluation import evaluate, score
+    from .evaluation import analyse, evaluate, score
     from .formats import (
         Dataset,
         Sentence,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 _WHERE = {
     "Document": "documents",
     "parse_documents": "documents",
+    "Analysis": "analysis",
+    "analyse_tags": "analysis",
+    "analyse": "evaluation",
     "evaluate": "evaluation",
     "score": "evaluation",
     "Dataset": "formats",
@@ -53,6 +57,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "Analysis",
     "Dataset",
     "DatasetError",
     "Document",
@@ -64,6 +69,8 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingCancelled",
+    "analyse",
+    "analyse_tags",
     "detect_format",
     "evaluate",
     "format_problems",

@@ -12,6 +12,8 @@ choice of the machine, passed to `train()` separately.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Sub-tokens two windows of a long sentence share (training and inference alike).
@@ -61,6 +63,35 @@ class TrainConfig(BaseModel):
         ge=0,
         le=500,
         description="sub-tokens two windows of a long sentence share",
+    )
+
+    # Accuracy features (docs/benchmarks.md has the ablation behind each default).
+    casing: bool = Field(
+        default=False,
+        description="word shapes (lower, Title, UPPER...) as token types: gives an uncased "
+        "encoder back the capital letters",
+    )
+    context_length: int = Field(
+        default=0,
+        ge=0,
+        le=512,
+        description="window sub-tokens filled with the document's neighbouring sentences "
+        "(labels on the sentence only); 0: off",
+    )
+    context_mode: Literal["around", "packed"] = Field(
+        default="around",
+        description="around: a window per sentence with its context; packed: documents cut "
+        "into windows",
+    )
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="how word labels are picked: BIO-constrained Viterbi, or argmax",
+    )
+    layer_decay: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="learning-rate factor per encoder layer below the top; 1: no decay",
     )
 
     @model_validator(mode="after")

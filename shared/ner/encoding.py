@@ -78,7 +78,8 @@ class WindowEncoder:
     ) -> list[Window]:
         """Windows for each word list. With `tags` (label ids per word), windows carry labels:
         the first sub-token of an owned word gets its tag, later sub-tokens get
-        `continuation[tag]` (B-X → I-X), context-only positions get IGNORE."""
+        `continuation[tag]` (B-X → I-X), context-only positions get IGNORE, and so do the
+        words whose tag is IGNORE (document context around a target sentence)."""
         if not words:
             return []
         enc = self.tokenizer(
@@ -119,8 +120,11 @@ class WindowEncoder:
                         owned.append(pos)
                     if labels is not None and tags is not None:
                         tag = tags[doc][w]
+                        # IGNORE marks a context word (a neighbouring sentence): seen, not learnt.
                         labels[pos] = (
-                            tag if starts[j] or continuation is None else continuation[tag]
+                            tag
+                            if starts[j] or continuation is None or tag == IGNORE
+                            else continuation[tag]
                         )
                 windows.append(Window(doc, full, word_of, owned, labels))
         return windows

@@ -21,6 +21,8 @@ from seqeval.metrics import (
 )
 from seqeval.scheme import IOB2
 
+from .analysis import Analysis, analyse_sentences
+from .context import document_runs, join_run
 from .formats import Dataset, Sentence
 from .inference import Predictor
 from .tags import spans_to_tags, tags_to_spans
@@ -56,18 +58,50 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
 def predict_tags(
     predictor: Predictor, sentences: Sequence[Sentence], batch_size: int = 64
 ) -> list[list[str]]:
-    """Word tags rebuilt from the decoded entities of each sentence."""
+    """Word tags rebuilt from the decoded entities of each sentence (with document context
+    when the model was trained with it and the data keeps its documents)."""
+    if predictor.context_length and predictor.context_mode == "packed":
+        return _predict_packed(predictor, sentences, batch_size)
     tagged = predictor.tag_words(
-        [s.text for s in sentences], [s.words for s in sentences], batch_size
+        [s.text for s in sentences],
+        [s.words for s in sentences],
+        batch_size,
+        predictor.sentence_contexts(sentences),
     )
     return [spans_to_tags(len(tags), tags_to_spans(tags)) for tags, _ in tagged]
 
 
+def _predict_packed(
+    predictor: Predictor, sentences: Sequence[Sentence], batch_size: int
+) -> list[list[str]]:
+    """Tag each run of a document's sentences as one text, as `/predict` tags a document,
+    then cut the tags back into sentences (an entity never spans two sentences in the
+    gold data, and one that would is cut at the boundary)."""
+    runs = document_runs(sentences)
+    joined = [join_run([sentences[i] for i in run]) for run in runs]
+    tagged = predictor.tag_words([t for t, _ in joined], [w for _, w in joined], batch_size)
+    out: list[list[str]] = [[] for _ in sentences]
+    for run, (tags, _) in zip(runs, tagged, strict=True):
+        pos = 0
+        for i in run:
+            n = len(sentences[i].words)
+            out[i] = spans_to_tags(n, tags_to_spans(tags[pos : pos + n]))
+            pos += n
+    return out
+
+
 def evaluate_chunks(
-    predictor: Predictor, dataset: Dataset, chunk_size: int = 256, batch_size: int = 64
+    predictor: Predictor,
+    dataset: Dataset,
+    chunk_size: int = 256,
+    batch_size: int = 64,
+    *,
+    analysis: bool = False,
 ) -> Iterator[dict[str, Any] | None]:
     """Evaluate `chunk_size` sentences at a time: yields None after each chunk (so a
-    caller can report progress or stop), then the scores."""
+    caller can report progress or stop), then the scores. With `analysis`, the scores
+    carry the error analysis (`analysis.analyse_tags`) under "analysis", from the same
+    predictions."""
     start = time.perf_counter()
     sentences = dataset.sentences
     predicted: list[list[str]] = []
@@ -76,11 +110,23 @@ def evaluate_chunks(
         yield None
     result = score([s.tags for s in sentences], predicted)
     result["seconds"] = round(time.perf_counter() - start, 2)
+    if analysis:
+        result["analysis"] = analyse_sentences(sentences, predicted)
     yield result
 
 
-def evaluate(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> dict[str, Any]:
-    """Scores of `predictor` on a labelled dataset (the `ner evaluate` JSON)."""
-    *_, result = evaluate_chunks(predictor, dataset, max(1, len(dataset)), batch_size)
+def evaluate(
+    predictor: Predictor, dataset: Dataset, batch_size: int = 64, *, analysis: bool = False
+) -> dict[str, Any]:
+    """Scores of `predictor` on a labelled dataset (the `ner evaluate` JSON); with
+    `analysis`, the error analysis too, under "analysis"."""
+    *_, result = evaluate_chunks(
+        predictor, dataset, max(1, len(dataset)), batch_size, analysis=analysis
+    )
     assert result is not None
     return result
+
+
+def analyse(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> Analysis:
+    """The error analysis of `predictor` on a labelled dataset (`analysis.Analysis`)."""
+    return evaluate(predictor, dataset, batch_size, analysis=True)["analysis"]

@@ -49,6 +49,10 @@ class Sentence:
     words: list[tuple[int, int]]
     tags: list[str]
     line: int = 0
+    # The neighbouring sentences of the same document, where the format keeps documents
+    # (CoNLL: `-DOCSTART-` separates them); the source of document context (context.py).
+    before: Sentence | None = field(default=None, repr=False, compare=False)
+    after: Sentence | None = field(default=None, repr=False, compare=False)
 
     @property
     def tokens(self) -> list[str]:
@@ -260,19 +264,27 @@ def _read_csv(text: str) -> Iterator[Record]:
 
 
 def _read_conll(text: str) -> Iterator[Record]:
+    """Sentences, each linked to its neighbours in the same document: a `-DOCSTART-` line
+    starts a new document (a file without one is one document)."""
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
     problems: list[Problem] = []
+    previous: Sentence | None = None
 
     def flush() -> Record | None:
+        nonlocal previous
         if not tokens and not problems:
             return None
-        record: Record = (
-            (None, list(problems))
-            if problems
-            else (Sentence.from_tokens(tokens, tags, lines[0]), [])
-        )
+        record: Record
+        if problems:
+            record = (None, list(problems))
+        else:
+            sentence = Sentence.from_tokens(tokens, tags, lines[0])
+            if previous is not None:
+                sentence.before, previous.after = previous, sentence
+            previous = sentence
+            record = (sentence, [])
         for part in (tokens, tags, lines, problems):
             part.clear()
         return record
@@ -283,6 +295,8 @@ def _read_conll(text: str) -> Iterator[Record]:
             record = flush()
             if record:
                 yield record
+            if line:
+                previous = None  # a new document: no context across the boundary
             continue
         columns = line.split()
         if len(columns) < 2:

@@ -1,10 +1,16 @@
 """Raw text → entities with exact character offsets.
 
 text → words with offsets (`words.split_words`) → sub-token windows with stride
-(`encoding.WindowEncoder`) → length-sorted batches under `torch.inference_mode()`
-→ per-word label and probability (first sub-token of each word, read from the
-window that owns it) → BIO spans (`tags.tags_to_spans`) → entities whose offsets
-are the words' own, so `text[start:end] == entity["text"]` holds by construction.
+(`encoding.WindowEncoder`), with word shapes as token types when the model was
+trained with them (`casing.py`) → length-sorted batches under
+`torch.inference_mode()` → per-word label probabilities (first sub-token of each
+word, read from the window that owns it) → one label per word (BIO-constrained
+Viterbi or argmax, `decoding.py`) → BIO spans (`tags.tags_to_spans`) → entities
+whose offsets are the words' own, so `text[start:end] == entity["text"]` holds by
+construction.
+
+What a model needs at inference is read from its config.json: `ner_casing`,
+`ner_decoding`, `ner_context_length` (written by training).
 """
 
 from __future__ import annotations
@@ -12,21 +18,30 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
+from .casing import token_type_ids, uses_casing
 from .config import DEFAULT_STRIDE
+from .context import NO_CONTEXT, Context, document_contexts, subtoken_counter
+from .decoding import Decoder
 from .encoding import WindowEncoder
 from .runtime import autocast, pick_device, use_bf16
 from .tags import tags_to_spans
 from .words import split_words
 
+if TYPE_CHECKING:
+    from .formats import Sentence
+
 Entity = dict[str, Any]
 Words = Sequence[tuple[int, int]]
 
 DEFAULT_MAX_LENGTH = 512
+# Viterbi needs no training, so it applies to models saved before `ner_decoding` existed.
+DEFAULT_DECODING = "viterbi"
 
 
 def window_length(model: PreTrainedModel, tokenizer: Any, cap: int = DEFAULT_MAX_LENGTH) -> int:
@@ -48,6 +63,7 @@ class Predictor:
         precision: str = "auto",
         max_length: int | None = None,
         stride: int = DEFAULT_STRIDE,
+        decoding: str | None = None,
         owns_model: bool = False,
     ) -> None:
         self.device = pick_device(device)
@@ -62,10 +78,23 @@ class Predictor:
             self.model.to(torch.bfloat16)
         self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
         self.outside_id = next((i for i, v in self.id2label.items() if v == "O"), 0)
+        # Sentence-level evaluation gives each sentence this many sub-tokens of document
+        # context, as in training (0: none); a text given to `predict` is its own context.
+        self.context_length = int(getattr(model.config, "ner_context_length", 0) or 0)
+        self.context_mode = getattr(model.config, "ner_context_mode", None) or "around"
+        if max_length is None and self.context_length and self.context_mode == "packed":
+            # Trained on documents cut into windows of this length: predict in the same.
+            max_length = self.context_length
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.casing = uses_casing(model)
+        self.decoder = Decoder(
+            self.id2label,
+            decoding or getattr(model.config, "ner_decoding", None) or DEFAULT_DECODING,
+        )
+        self._count = subtoken_counter(tokenizer)
         # Fast tokenizers are not safe to call from several threads at once.
         self._lock = threading.Lock()
 
@@ -93,33 +122,60 @@ class Predictor:
         ]
 
     def tag_words(
-        self, texts: Sequence[str], words: Sequence[Words], batch_size: int = 64
+        self,
+        texts: Sequence[str],
+        words: Sequence[Words],
+        batch_size: int = 64,
+        contexts: Sequence[Context] | None = None,
     ) -> list[tuple[list[str], list[float]]]:
-        """The predicted BIO tag and its probability for every word of every text."""
+        """The predicted BIO tag and its probability for every word of every text.
+
+        `contexts` (one per text) adds words around a text that the encoder sees but
+        that get no tag (sentence-level evaluation with document context)."""
         tokens = [[t[a:b] for a, b in w] for t, w in zip(texts, words, strict=True)]
+        ctx = list(contexts) if contexts is not None else [NO_CONTEXT] * len(texts)
+        inputs = [c.left + own + c.right for own, c in zip(tokens, ctx, strict=True)]
         with self._lock:
-            windows = self.encoder.encode(tokens)
+            windows = self.encoder.encode(inputs)
         # A word the tokenizer drops (no sub-token) is outside any entity.
-        out_ids = [[self.outside_id] * len(w) for w in words]
-        out_probs = [[1.0] * len(w) for w in words]
+        n_labels = len(self.id2label)
+        out = [np.zeros((len(w), n_labels), dtype=np.float32) for w in words]
+        for matrix in out:
+            matrix[:, self.outside_id] = 1.0
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
         for lo in range(0, len(order), batch_size):
             batch = [windows[i] for i in order[lo : lo + batch_size]]
-            probs, ids = self._forward([w.input_ids for w in batch])
+            types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
+            probs = self._forward([w.input_ids for w in batch], types)
             for row, window in enumerate(batch):
-                if not window.owned:
-                    continue
-                pos = torch.tensor(window.owned)
-                word_idx = [window.words[p] for p in window.owned]
-                for w, label_id, p in zip(
-                    word_idx, ids[row, pos].tolist(), probs[row, pos].tolist(), strict=True
-                ):
-                    out_ids[window.doc][w] = label_id
-                    out_probs[window.doc][w] = p
-        return [
-            ([self.id2label[i] for i in ids_], probs_)
-            for ids_, probs_ in zip(out_ids, out_probs, strict=True)
-        ]
+                offset, n = ctx[window.doc].offset, len(words[window.doc])
+                keep = [
+                    (p, window.words[p] - offset)
+                    for p in window.owned
+                    if 0 <= window.words[p] - offset < n
+                ]
+                if keep:
+                    positions, targets = zip(*keep, strict=True)
+                    out[window.doc][list(targets)] = probs[row, list(positions)]
+        tagged = []
+        for matrix in out:
+            ids = self.decoder(matrix)
+            tagged.append(
+                (
+                    [self.id2label[i] for i in ids],
+                    matrix[np.arange(len(ids)), ids].tolist() if ids else [],
+                )
+            )
+        return tagged
+
+    def sentence_contexts(self, sentences: Sequence[Sentence]) -> list[Context] | None:
+        """Document context for sentences read from a file, as the model was trained with
+        (None when it was trained on sentences alone)."""
+        if not self.context_length or self.context_mode != "around":
+            return None
+        content = min(self.context_length, self.encoder.content + self.encoder.n_special)
+        with self._lock:
+            return document_contexts(sentences, self._count, content - self.encoder.n_special)
 
     @staticmethod
     def entities(text: str, words: Words, tags: list[str], probs: list[float]) -> list[Entity]:
@@ -140,17 +196,22 @@ class Predictor:
 
     # ------------------------------------------------------------ model
 
-    def _forward(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded batch → (max probability, argmax label) per position, on the CPU."""
+    def _forward(
+        self, sequences: list[list[int]], types: list[list[int]] | None = None
+    ) -> np.ndarray:
+        """Padded batch → label probabilities per position (batch × length × labels)."""
         width = max(len(s) for s in sequences)
         input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        type_ids = torch.zeros((len(sequences), width), dtype=torch.long)
         for i, s in enumerate(sequences):
             input_ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
+            if types is not None:
+                type_ids[i, : len(s)] = torch.tensor(types[i])
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        if types is not None:
+            inputs["token_type_ids"] = type_ids
         with torch.inference_mode(), autocast(self.device, self._autocast):
-            logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
-            ).logits
-        probs = logits.float().softmax(-1).max(-1)
-        return probs.values.cpu(), probs.indices.cpu()
+            logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
+        return logits.float().softmax(-1).cpu().numpy()

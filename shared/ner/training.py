@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import time
@@ -34,8 +35,17 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
+from .casing import enable_casing, token_type_ids, uses_casing
 from .config import TrainConfig
-from .encoding import WindowEncoder
+from .context import (
+    CONTEXT_MODES,
+    NO_CONTEXT,
+    document_contexts,
+    document_runs,
+    subtoken_counter,
+)
+from .decoding import DECODINGS
+from .encoding import IGNORE, WindowEncoder
 from .evaluation import evaluate_chunks
 from .formats import Dataset
 from .inference import Predictor, window_length
@@ -89,17 +99,132 @@ def _load(base: str, labels: list[str]) -> tuple[Any, Any]:
     return tokenizer, model
 
 
+_LAYER_RE = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def _depth(name: str, n_layers: int) -> int:
+    """0 for the embeddings, i + 1 for encoder layer i, n_layers + 1 for what sits on top."""
+    found = _LAYER_RE.search(name)
+    if found:
+        return int(found.group(1)) + 1
+    return 0 if "embeddings" in name else n_layers + 1
+
+
 def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay: list[torch.nn.Parameter] = []
-    no_decay: list[torch.nn.Parameter] = []
+    """AdamW; no weight decay on biases and norms; with `layer_decay` < 1, lower layers
+    (general features the pre-training learnt) move more slowly than upper ones."""
+    names = [n for n, _ in model.named_parameters()]
+    n_layers = max((int(m.group(1)) + 1 for n in names if (m := _LAYER_RE.search(n))), default=0)
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        decays = not (param.ndim < 2 or "LayerNorm" in name)
+        groups.setdefault((_depth(name, n_layers), decays), []).append(param)
+    param_groups = [
+        {
+            "params": params,
+            "weight_decay": config.weight_decay if decays else 0.0,
+            "lr": config.learning_rate * config.layer_decay ** (n_layers + 1 - depth),
+        }
+        for (depth, decays), params in sorted(groups.items())
     ]
     # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
-    return torch.optim.AdamW(groups, lr=config.learning_rate, fused=True)
+    return torch.optim.AdamW(param_groups, lr=config.learning_rate, fused=True)
+
+
+def packed_context(config: TrainConfig) -> bool:
+    return bool(config.context_length) and config.context_mode == "packed"
+
+
+def prepare_model(model: Any, config: TrainConfig) -> None:
+    """Switch on the accuracy features and record them in the model's config.json, where
+    `Predictor` reads them: a saved model predicts the way it was trained."""
+    if config.decoding not in DECODINGS:
+        raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, not {config.decoding!r}")
+    model.config.ner_casing = None
+    if config.casing:
+        enable_casing(model)  # sets ner_casing, unless the encoder has no token types
+    model.config.ner_decoding = config.decoding
+    if config.context_mode not in CONTEXT_MODES:
+        modes = ", ".join(CONTEXT_MODES)
+        raise ValueError(f"context_mode must be one of {modes}, not {config.context_mode!r}")
+    model.config.ner_context_length = config.context_length
+    model.config.ner_context_mode = config.context_mode
+
+
+def _features(
+    encoder: WindowEncoder,
+    tokenizer: Any,
+    data: Dataset,
+    labels: list[str],
+    config: TrainConfig,
+    casing: bool,
+) -> list[dict[str, list[int]]]:
+    """Training windows: each sentence, with its document context when asked for (labels
+    on the sentence only), its word shapes as token types when casing is on."""
+    label_index = {label: i for i, label in enumerate(labels)}
+    sentences = data.sentences
+    if config.context_length and config.context_mode == "packed":
+        return _packed_features(tokenizer, data, label_index, labels, config, casing)
+    if config.context_length:
+        content = min(config.context_length, encoder.content + encoder.n_special)
+        contexts = document_contexts(
+            sentences, subtoken_counter(tokenizer), content - encoder.n_special
+        )
+    else:
+        contexts = [NO_CONTEXT] * len(sentences)
+    words = [c.left + s.tokens + c.right for s, c in zip(sentences, contexts, strict=True)]
+    tags = [
+        [IGNORE] * len(c.left) + [label_index.get(t, 0) for t in s.tags] + [IGNORE] * len(c.right)
+        for s, c in zip(sentences, contexts, strict=True)
+    ]
+    windows = encoder.encode(words, tags, continuation_ids(labels))
+    features = []
+    for w in windows:
+        feature = {
+            "input_ids": w.input_ids,
+            "attention_mask": [1] * len(w.input_ids),
+            "labels": w.labels or [],
+        }
+        if casing:
+            feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
+        features.append(feature)
+    return features
+
+
+def packed_encoder(tokenizer: Any, context_length: int) -> WindowEncoder:
+    """Windows of `context_length` sub-tokens overlapping by a quarter: a word owned near
+    a window's edge still has an eighth of a window of context on that side."""
+    probe = WindowEncoder(tokenizer, context_length, 0)
+    return WindowEncoder(tokenizer, context_length, probe.content // 4)
+
+
+def _packed_features(
+    tokenizer: Any,
+    data: Dataset,
+    label_index: dict[str, int],
+    labels: list[str],
+    config: TrainConfig,
+    casing: bool,
+) -> list[dict[str, list[int]]]:
+    """Training windows cut from whole documents, every word labelled once."""
+    sentences = data.sentences
+    words: list[list[str]] = []
+    tags: list[list[int]] = []
+    for run in document_runs(sentences):
+        words.append([t for i in run for t in sentences[i].tokens])
+        tags.append([label_index.get(t, 0) for i in run for t in sentences[i].tags])
+    encoder = packed_encoder(tokenizer, config.context_length)
+    features = []
+    for w in encoder.encode(words, tags, continuation_ids(labels)):
+        feature = {
+            "input_ids": w.input_ids,
+            "attention_mask": [1] * len(w.input_ids),
+            "labels": w.labels or [],
+        }
+        if casing:
+            feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
+        features.append(feature)
+    return features
 
 
 def train_steps(
@@ -121,23 +246,11 @@ def train_steps(
     `test` is given) the test metrics of the kept weights."""
     torch_device = pick_device(device)
     bf16 = use_bf16(torch_device, precision)
+    prepare_model(model, config)
     model.to(torch_device)
     max_length = config.max_length or window_length(model, tokenizer)
     encoder = WindowEncoder(tokenizer, max_length, config.stride)
-    label_index = {label: i for i, label in enumerate(labels)}
-    windows = encoder.encode(
-        [s.tokens for s in train_data.sentences],
-        [[label_index.get(t, 0) for t in s.tags] for s in train_data.sentences],
-        continuation_ids(labels),
-    )
-    features: list[dict[str, list[int]]] = [
-        {
-            "input_ids": w.input_ids,
-            "attention_mask": [1] * len(w.input_ids),
-            "labels": w.labels or [],
-        }
-        for w in windows
-    ]
+    features = _features(encoder, tokenizer, train_data, labels, config, uses_casing(model))
     generator = torch.Generator().manual_seed(config.seed)
     sampler = LengthGroupedSampler(
         config.batch_size, lengths=[len(f["input_ids"]) for f in features], generator=generator
@@ -169,7 +282,9 @@ def train_steps(
         tokenizer,
         device=str(torch_device),
         precision=precision,
-        max_length=max_length,
+        # A packed-context model predicts in the windows it was trained in (as it will
+        # when loaded: `Predictor` reads the length from config.json).
+        max_length=config.context_length if packed_context(config) else max_length,
         stride=config.stride,
     )
     best_f1, best_state, stale = -1.0, None, 0
@@ -196,7 +311,8 @@ def train_steps(
     def evaluation(stage: str, dataset: Dataset, epoch: int) -> Iterator[Progress]:
         nonlocal done
         remaining = len(dataset)
-        for result in evaluate_chunks(predictor, dataset, chunk):
+        # The test run also keeps the error analysis (evaluation.json, see `train`).
+        for result in evaluate_chunks(predictor, dataset, chunk, analysis=stage == "testing"):
             if result is None:
                 done += eval_units(min(chunk, remaining))
                 remaining -= chunk
@@ -300,6 +416,7 @@ def train(
         history: list[dict[str, Any]] = []
         last_report = 0.0
         metrics: dict[str, Any] = {}
+        analysis: dict[str, Any] | None = None
         steps = train_steps(
             model,
             tokenizer,
@@ -319,6 +436,8 @@ def train(
                 history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
                 bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
             if p.stage == "tested" and p.metrics is not None:
+                # Popped before the callback sees it: the job row keeps only the scores.
+                analysis = p.metrics.pop("analysis", None)
                 metrics = p.metrics
             bar.refresh()
             now = time.perf_counter()
@@ -332,6 +451,8 @@ def train(
         model.save_pretrained(partial)  # safetensors by default; no pickle
         tokenizer.save_pretrained(partial)
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if analysis is not None:  # the errors on the scored data, `analysis.Analysis`
+            (partial / "evaluation.json").write_text(json.dumps(analysis) + "\n")
         info = {
             "arguments": config.model_dump(),
             "runtime": {"device": device, "precision": precision},

@@ -14,8 +14,7 @@ from shared.db import Job, JobDocument, session_scope
 from shared.errors import NO_MODEL_DETAIL, InvalidInput, TooLarge, Unavailable
 from shared.ner import DatasetError, parse_documents
 from shared.services import jobs, registry
-from shared.services.context import Services
-from shared.services.execution import JobCancelled
+from shared.services.execution import FINAL_WRITE_PATIENCE, JobRun
 from shared.services.models import ModelRef
 from shared.services.outbox import Outbox
 from shared.settings import Settings
@@ -74,7 +73,8 @@ def submit_bulk_job(
     return jobs.create_predict_job(session, outbox, documents, version)
 
 
-def run_bulk(ctx: Services, job_id: str) -> None:
+def run_bulk(run: JobRun) -> None:
+    ctx, job_id = run.services, run.job_id
     with session_scope(ctx.sessions) as session:
         job = jobs.get_job(session, job_id)
         if job.model_version is None:
@@ -89,9 +89,7 @@ def run_bulk(ctx: Services, job_id: str) -> None:
             )
             if index not in done
         ]
-        jobs.record_progress(
-            session, job_id, progress=len(done) / max(total, 1), stage="loading model"
-        )
+    run.stop_if_cancelled(run.progress(progress=len(done) / max(total, 1), stage="loading model"))
 
     predictor = ctx.models.predictor(ref)
     # Similar lengths in one batch waste little padding.
@@ -108,30 +106,33 @@ def run_bulk(ctx: Services, job_id: str) -> None:
         elapsed = time.monotonic() - started
         rate = (offset + len(part)) / elapsed if elapsed > 0 else None
         eta = (total - finished) / rate if rate else None
-        with session_scope(ctx.sessions) as session:
-            jobs.save_results(
+        results = [(index, ents) for (index, _), ents in zip(part, predictions, strict=True)]
+
+        def store(
+            session: Session,
+            results: list = results,
+            eta: float | None = eta,
+            progress: float = finished / max(total, 1),
+        ) -> JobStatus:
+            jobs.save_results(session, job_id, run.attempt, results)
+            return jobs.record_progress(
                 session,
                 job_id,
-                [(index, ents) for (index, _), ents in zip(part, predictions, strict=True)],
-            )
-            status = jobs.record_progress(
-                session,
-                job_id,
-                progress=finished / max(total, 1),
+                run.attempt,
+                progress=progress,
                 stage="predicting",
                 eta_seconds=eta,
             )
-        if status != JobStatus.running:
-            raise JobCancelled(f"job {job_id} is {status}")
 
-    with session_scope(ctx.sessions) as session:
-        jobs.finish(
-            session,
-            job_id,
-            JobStatus.succeeded,
-            metrics={
-                "documents": total,
-                "entities": entities_found,
-                "seconds": round(time.monotonic() - started, 3),
-            },
-        )
+        # Results must not be lost: a database that is briefly away is waited for.
+        run.stop_if_cancelled(run.write(store, within=FINAL_WRITE_PATIENCE))
+
+    metrics = {
+        "documents": total,
+        "entities": entities_found,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    run.write(
+        lambda s: jobs.finish(s, job_id, JobStatus.succeeded, attempt=run.attempt, metrics=metrics),
+        within=FINAL_WRITE_PATIENCE,
+    )

@@ -9,10 +9,11 @@ caller owns the transaction, and the outbox sends a new job's message after it c
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -149,13 +150,32 @@ def count_by_status(session: Session) -> dict[tuple[str, str], int]:
 
 
 # -- used by the worker --------------------------------------------------------------------
+#
+# A worker's claim of a job is a numbered attempt (`Job.attempt`). Every write it makes
+# afterwards carries that number (a fencing token): once another worker has claimed the job
+# (this one looked dead), the old worker's writes match no row and raise `LostClaim`, so it
+# can no longer change the job's status, progress, results or model.
 
 
-def claim(session: Session, job_id: str, stale_after: float) -> Job | None:
-    """Mark the job running for this delivery, or return None when it must not run.
+class LostClaim(Exception):
+    """Another worker claimed the job since this attempt began: stop without writing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    attempt: int
+    type: JobType
+
+
+def claim(
+    session: Session, job_id: str, stale_after: float, max_attempts: int = 1_000_000
+) -> Claim | None:
+    """Start a new attempt of the job for this delivery, or return None when it must not run.
 
     Skipped: unknown ids, finished jobs (a redelivered task), and jobs another live worker
-    is running (fresh heartbeat). A cancel requested before the start ends it here.
+    is running (fresh heartbeat). A cancel requested before the start ends it here, and a
+    job whose workers keep dying ends failed after `max_attempts` attempts.
     """
     job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).first()
     if job is None or job.status in FINAL_STATUSES:
@@ -169,18 +189,43 @@ def claim(session: Session, job_id: str, stale_after: float) -> Job | None:
     )
     if job.status == JobStatus.running and alive:
         return None
+    if job.attempt >= max_attempts:
+        _finish(
+            job,
+            JobStatus.failed,
+            stage="failed",
+            error=f"the job was started {job.attempt} times and its worker stopped each time "
+            "without finishing it (killed, or out of memory?); it will not be tried again",
+        )
+        return None
+    job.attempt += 1
     job.status = JobStatus.running
     job.stage = "starting"
     job.error = None
     job.started_at = job.started_at or now
     job.heartbeat_at = now
     session.flush()
-    return job
+    return Claim(job.id, job.attempt, job.type)
+
+
+def _held(job_id: str, attempt: int) -> Any:
+    """The WHERE clause of a fenced write: this attempt still holds the job."""
+    return (Job.id == job_id) & (Job.attempt == attempt) & Job.status.in_(ACTIVE_STATUSES)
+
+
+def _fenced(session: Session, job_id: str, attempt: int) -> JobStatus:
+    """The job's status for its holder; LostClaim when another attempt holds it (or it
+    ended by another hand: a final status is final)."""
+    row = session.execute(select(Job.status, Job.attempt).where(Job.id == job_id)).first()
+    if row is None or row.attempt != attempt or row.status in FINAL_STATUSES:
+        raise LostClaim(f"job {job_id}: attempt {attempt} no longer holds it")
+    return row.status
 
 
 def record_progress(
     session: Session,
     job_id: str,
+    attempt: int,
     *,
     progress: float,
     stage: str,
@@ -198,38 +243,27 @@ def record_progress(
         values["metrics"] = metrics
     if history is not None:
         values["history"] = history
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running)
-        .values(stage=stage, **values)
-    )
     # A cancelling job keeps its stage: the user sees "cancelling" until the loop stops.
-    session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.cancelling).values(**values)
-    )
-    return current_status(session, job_id)
+    stage_value = case((Job.status == JobStatus.running, stage), else_=Job.stage)
+    session.execute(update(Job).where(_held(job_id, attempt)).values(stage=stage_value, **values))
+    return _fenced(session, job_id, attempt)
 
 
-def touch(session: Session, job_id: str) -> None:
-    """Refresh the heartbeat of a job this worker is running."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
-        .values(heartbeat_at=utcnow())
-    )
+def touch(session: Session, job_id: str, attempt: int) -> None:
+    """Refresh the heartbeat of a job this attempt holds."""
+    session.execute(update(Job).where(_held(job_id, attempt)).values(heartbeat_at=utcnow()))
 
 
-def release(session: Session, job_id: str) -> None:
-    """Clear the heartbeat of a running job this worker gives up on, for a retry to claim."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running)
-        .values(heartbeat_at=None)
-    )
+def release(session: Session, job_id: str, attempt: int) -> None:
+    """Clear the heartbeat of a job this attempt gives up on, for a retry to claim at once."""
+    session.execute(update(Job).where(_held(job_id, attempt)).values(heartbeat_at=None))
 
 
-def current_status(session: Session, job_id: str) -> JobStatus:
-    """The job's status; a job that vanished reads as failed (its loop must stop)."""
+def current_status(session: Session, job_id: str, attempt: int | None = None) -> JobStatus:
+    """The job's status; with `attempt`, LostClaim if that attempt no longer holds it. A job
+    that vanished reads as failed (its loop must stop)."""
+    if attempt is not None:
+        return _fenced(session, job_id, attempt)
     return session.scalar(select(Job.status).where(Job.id == job_id)) or JobStatus.failed
 
 
@@ -238,13 +272,19 @@ def finish(
     job_id: str,
     status: JobStatus,
     *,
+    attempt: int | None = None,
     error: str | None = None,
     metrics: dict[str, Any] | None = None,
     model_version: str | None = None,
-) -> None:
+) -> bool:
+    """End the job in `status`; with `attempt`, only while that attempt holds it. A job that
+    already ended keeps its final status (the database refuses a change too). True when
+    this call ended the job."""
     job = session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        return
+    if job is None or job.status in FINAL_STATUSES:
+        return False
+    if attempt is not None and job.attempt != attempt:
+        return False
     _finish(job, status, stage=status, error=error)
     if metrics is not None:
         job.metrics = metrics
@@ -253,6 +293,7 @@ def finish(
     if status == JobStatus.succeeded:
         job.progress = 1.0
     session.flush()
+    return True
 
 
 def _finish(job: Job, status: JobStatus, *, stage: str, error: str | None = None) -> None:
@@ -260,17 +301,22 @@ def _finish(job: Job, status: JobStatus, *, stage: str, error: str | None = None
     job.stage = stage
     job.eta_seconds = None
     job.finished_at = utcnow()
+    job.heartbeat_at = None
     if error is not None:
         job.error = error
 
 
-def stale_running_jobs(session: Session, stale_after: float) -> list[tuple[str, str]]:
-    """(id, type) of running jobs whose worker stopped sending heartbeats."""
+def stale_running_jobs(session: Session, stale_after: float) -> list[Job]:
+    """Running jobs whose worker stopped sending heartbeats (or left none at all)."""
     cutoff = utcnow() - timedelta(seconds=stale_after)
-    rows = session.execute(
-        select(Job.id, Job.type).where(Job.status.in_(ACTIVE_STATUSES), Job.heartbeat_at < cutoff)
+    return list(
+        session.scalars(
+            select(Job).where(
+                Job.status.in_(ACTIVE_STATUSES),
+                (Job.heartbeat_at < cutoff) | Job.heartbeat_at.is_(None),
+            )
+        )
     )
-    return [(job_id, job_type) for job_id, job_type in rows]
 
 
 def done_doc_indices(session: Session, job_id: str) -> set[int]:
@@ -283,9 +329,11 @@ def _aware(value: datetime) -> datetime:
 
 
 def save_results(
-    session: Session, job_id: str, results: list[tuple[int, list[dict[str, Any]]]]
+    session: Session, job_id: str, attempt: int, results: list[tuple[int, list[dict[str, Any]]]]
 ) -> None:
-    """Insert result rows; a row that already exists (a redelivered chunk) is left alone."""
+    """Insert result rows while `attempt` holds the job (LostClaim otherwise); a row that
+    already exists (a chunk done before a crash) is left alone."""
+    _fenced(session, job_id, attempt)
     if not results:
         return
     rows = [{"job_id": job_id, "doc_index": i, "entities": ents} for i, ents in results]

@@ -116,7 +116,8 @@ class Outbox:
                             OutboxMessage.sent_at.is_(None),
                             Job.status == JobStatus.queued,
                             # Re-sent after its worker died, and still nobody took it up.
-                            Job.status.in_(ACTIVE_STATUSES) & (Job.heartbeat_at < stale_cutoff),
+                            Job.status.in_(ACTIVE_STATUSES)
+                            & ((Job.heartbeat_at < stale_cutoff) | Job.heartbeat_at.is_(None)),
                         ),
                     )
                     .order_by(OutboxMessage.next_attempt_at)

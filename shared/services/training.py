@@ -8,8 +8,12 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from shared.db import Dataset as DatasetRow
 from shared.db import session_scope
@@ -26,7 +30,8 @@ from shared.ner import (
 from shared.ner.basemodel import DEFAULT_BASE_MODEL_NAME
 from shared.services import jobs, registry
 from shared.services.context import Services
-from shared.services.execution import JobCancelled
+from shared.services.execution import FINAL_WRITE_PATIENCE, JobCancelled, JobRun, is_transient
+from shared.services.jobs import LostClaim
 from shared.services.models import ModelRef
 from shared.states import JobStatus
 from shared.storage import upload_dir
@@ -38,12 +43,16 @@ log = logging.getLogger(__name__)
 TRAIN_SHARE = (0.05, 0.9)
 
 
+# Loss points a job keeps: a long run is thinned (every other point dropped) to stay under.
+MAX_LOSS_POINTS = 400
+
+
 class TrainingHistory:
     """The curves a job shows while it trains: loss by step, thinned to at most
     `max_points` (every other point dropped, and the sampling step doubled, when full), and
     validation scores by epoch."""
 
-    def __init__(self, max_points: int = 400) -> None:
+    def __init__(self, max_points: int = MAX_LOSS_POINTS) -> None:
         self.max_points = max_points
         self.loss: list[dict[str, float]] = []
         self.validation: list[dict[str, float]] = []
@@ -62,31 +71,44 @@ class TrainingHistory:
                 {"epoch": p.epoch, **{k: p.metrics[k] for k in ("f1", "precision", "recall")}}
             )
 
-    def as_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any] | None:
+        """The curves so far; None before anything was reported."""
+        if not self.loss and not self.validation:
+            return None
         return {"loss": list(self.loss), "validation": list(self.validation)}
 
 
 class ProgressRecorder:
     """The core's progress callback: writes progress and the training history to the job
     row every few seconds (and at each epoch's validation), and stops the training
-    (TrainingCancelled) once the row says `cancelling`."""
+    (TrainingCancelled) once the row says `cancelling`.
 
-    def __init__(self, ctx: Services, job_id: str) -> None:
-        self.ctx = ctx
-        self.job_id = job_id
+    A database that is briefly away does not stop the training: the write is skipped (the
+    next one carries the same information) and the run goes on. A lost claim does stop it.
+    """
+
+    def __init__(self, run: JobRun) -> None:
+        self.run = run
+        self.settings = run.services.settings
         self.last_write = 0.0
         self.last_check = 0.0
         self.progress = 0.0
         self.history = TrainingHistory()
 
     def stage(self, stage: str, progress: float) -> None:
-        self._write(progress=progress, stage=stage, eta=None, metrics=None)
+        """A stage outside the core's training (loading, uploading): JobCancelled on cancel."""
+        status = self._write(progress=progress, stage=stage, eta=None, metrics=None)
+        if status is not None:
+            self.run.stop_if_cancelled(status)
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         self.history.add(p)
-        due = now - self.last_write >= self.ctx.settings.progress_interval_seconds
-        if due or p.stage == "evaluated":
+        status: JobStatus | None = None
+        if now - self.last_write >= self.settings.progress_interval_seconds or p.stage in (
+            "evaluated",
+            "tested",
+        ):
             start, end = TRAIN_SHARE
             live: dict[str, Any] = {
                 k: v
@@ -100,42 +122,48 @@ class ProgressRecorder:
                 }.items()
                 if v is not None
             }
-            self._write(
+            status = self._write(
                 progress=start + (end - start) * p.fraction,
                 stage=p.stage,
                 eta=p.eta_seconds,
                 metrics=live,
             )
-        elif now - self.last_check >= self.ctx.settings.cancel_check_seconds:
+        elif now - self.last_check >= self.settings.cancel_check_seconds:
             self.last_check = now
-            with session_scope(self.ctx.sessions) as session:
-                status = jobs.current_status(session, self.job_id)
-            self._stop_if_cancelled(status)
+            status = self._quietly(self.run.status)
+        if status is not None and status != JobStatus.running:
+            raise TrainingCancelled(f"job {self.run.job_id} is {status}")
 
     def _write(
         self, *, progress: float, stage: str, eta: float | None, metrics: dict[str, Any] | None
-    ) -> None:
+    ) -> JobStatus | None:
         self.last_write = self.last_check = time.monotonic()
         # Never backwards for the user, whatever order the core's stages report in.
         progress = self.progress = max(self.progress, progress)
-        with session_scope(self.ctx.sessions) as session:
-            status = jobs.record_progress(
-                session,
-                self.job_id,
+        history = self.history.as_dict()
+        return self._quietly(
+            lambda: self.run.progress(
                 progress=progress,
                 stage=stage,
                 eta_seconds=eta,
                 metrics=metrics,
-                history=self.history.as_json(),
+                history=history,
             )
-        self._stop_if_cancelled(status)
+        )
 
-    def _stop_if_cancelled(self, status: JobStatus) -> None:
-        if status != JobStatus.running:
-            raise TrainingCancelled(f"job {self.job_id} is {status}")
+    def _quietly(self, write: Callable[[], JobStatus]) -> JobStatus | None:
+        """The write's result, or None when the database is away (logged, not fatal)."""
+        try:
+            return write()
+        except SQLAlchemyError as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("job %s: progress not written (%s); training goes on", self.run.job_id, exc)
+            return None
 
 
-def run_training(ctx: Services, job_id: str) -> None:
+def run_training(run: JobRun) -> None:
+    ctx, job_id = run.services, run.job_id
     with session_scope(ctx.sessions) as session:
         job = jobs.get_job(session, job_id)
         existing = registry.model_for_job(session, job_id)
@@ -145,12 +173,13 @@ def run_training(ctx: Services, job_id: str) -> None:
                 session,
                 job_id,
                 JobStatus.succeeded,
+                attempt=run.attempt,
                 metrics=existing.metrics,
                 model_version=existing.version,
             )
             return
         params = dict(job.params or {})
-        version = registry.version_for_job(job)
+        version = registry.version_for_job(job, run.attempt)
         wanted = {"train": job.dataset_id}
         for name in ("validation", "test"):
             if params.get(f"{name}_dataset_id"):
@@ -163,9 +192,10 @@ def run_training(ctx: Services, job_id: str) -> None:
             sources[name] = (row.object_key, row.format, row.skip_invalid)
     config = job_config(params, ctx.settings.base_model)
 
-    recorder = ProgressRecorder(ctx, job_id)
+    recorder = ProgressRecorder(run)
     recorder.stage("loading data", 0.01)
     work = Path(tempfile.mkdtemp(prefix=f"train-{job_id}-", dir=_work_dir(ctx)))
+    uploaded: str | None = None
     try:
         data = {name: _load(ctx, work, *source) for name, source in sources.items()}
         recorder.stage("training", TRAIN_SHARE[0])
@@ -183,34 +213,101 @@ def run_training(ctx: Services, job_id: str) -> None:
         test_key = _test_data_key(wanted, result.test_source, config.seed)
 
         recorder.stage("uploading model", 0.92)
-        manifest_key, manifest_sha = upload_dir(ctx.store, f"models/{version}", result.model_dir)
+        uploaded = f"models/{version}"
+        manifest_key, manifest_sha = upload_dir(ctx.store, uploaded, result.model_dir)
         labels = registry.labels_of_model_dir(result.model_dir)
         recorder.stage("comparing with production", 0.96)
-        production_f1 = _production_f1_on(ctx, data, config.seed, test_key)
-        f1 = float(result.metrics.get("f1", 0.0))
-        with session_scope(ctx.sessions) as session:
-            registry.register(
-                session,
-                version=version,
-                job_id=job_id,
-                base_model=config.base_model or DEFAULT_BASE_MODEL_NAME,
-                labels=labels,
-                metrics=result.metrics,
-                manifest_key=manifest_key,
-                manifest_sha256=manifest_sha,
-                test_data_key=test_key,
-            )
-            if registry.beats(f1, production_f1):
-                registry.promote(session, version)
-                log.info("model %s promoted (f1 %.4f vs %s)", version, f1, production_f1)
-            metrics = dict(result.metrics)
-            if result.validation_metrics is not None:
-                metrics["validation"] = result.validation_metrics
-            jobs.finish(
-                session, job_id, JobStatus.succeeded, metrics=metrics, model_version=version
-            )
+        candidate = registry.Candidate(
+            version=version,
+            job_id=job_id,
+            base_model=config.base_model or DEFAULT_BASE_MODEL_NAME,
+            labels=labels,
+            metrics=result.metrics,
+            manifest_key=manifest_key,
+            manifest_sha256=manifest_sha,
+            test_data_key=test_key,
+        )
+        metrics = dict(result.metrics)
+        if result.validation_metrics is not None:
+            metrics["validation"] = result.validation_metrics
+        _register(run, data, config.seed, candidate, metrics)
+    except (JobCancelled, LostClaim):
+        if uploaded is not None:
+            _delete_prefix(ctx, uploaded)  # nobody will serve it
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _register(
+    run: JobRun,
+    data: dict[str, Dataset],
+    seed: int,
+    candidate: registry.Candidate,
+    metrics: dict[str, Any],
+) -> None:
+    """Register the model, promote it when it beats production on the same test data, and
+    end the job: one transaction, under the registry's lock, only while this attempt holds
+    the job. When production changed while this job scored it, the new production model is
+    scored and the decision made again."""
+    ctx = run.services
+    against: registry.Scored | None = None
+    for _ in range(5):
+        against = _production_score(ctx, data, seed, candidate.test_data_key, against)
+
+        def decide(session: Session, against: registry.Scored | None = against) -> bool:
+            if jobs.current_status(session, run.job_id, run.attempt) != JobStatus.running:
+                raise JobCancelled(f"job {run.job_id} was cancelled")
+            outcome = registry.register_and_decide(session, candidate, against)
+            if outcome is None:
+                return False  # production changed: score the new one
+            jobs.finish(
+                session,
+                run.job_id,
+                JobStatus.succeeded,
+                attempt=run.attempt,
+                metrics=metrics,
+                model_version=candidate.version,
+            )
+            return True
+
+        if run.write(decide, within=FINAL_WRITE_PATIENCE):
+            return
+    raise RuntimeError("production kept changing while this model was compared with it")
+
+
+def _production_score(
+    ctx: Services,
+    data: dict[str, Dataset],
+    seed: int,
+    test_key: str | None,
+    previous: registry.Scored | None,
+) -> registry.Scored | None:
+    """The production model's F1 on this job's test data (None: no production model).
+
+    Stored metrics answer when they were computed on the same test data; otherwise the
+    production model is scored here on the test data the new model was scored on (the
+    same `plan_splits` decision the core's training made), so the comparison is like for like.
+    """
+    with session_scope(ctx.sessions) as session:
+        prod = registry.production_model(session)
+        if prod is None:
+            return None
+        if previous is not None and previous.version == prod.version:
+            return previous
+        if prod.test_data_key == test_key:
+            return registry.Scored(prod.version, float(prod.metrics.get("f1", 0.0)))
+        ref = ModelRef.of(prod)
+    test = plan_splits(data["train"], data.get("validation"), data.get("test"), seed).test
+    return registry.Scored(ref.version, float(evaluate(ctx.models.predictor(ref), test)["f1"]))
+
+
+def _delete_prefix(ctx: Services, prefix: str) -> None:
+    try:
+        for key in ctx.store.list(prefix + "/"):
+            ctx.store.delete(key)
+    except OSError as exc:
+        log.warning("could not remove %s: %s", prefix, exc)
 
 
 def job_config(params: dict[str, Any], default_base_model: str | None) -> TrainConfig:
@@ -240,23 +337,3 @@ def _load(ctx: Services, work: Path, key: str, fmt: str, skip_invalid: bool) -> 
     local = work / "data" / key.rsplit("/", 1)[-1]
     ctx.store.get_file(key, local)
     return read_dataset(local, format=fmt, skip_invalid=skip_invalid)
-
-
-def _production_f1_on(
-    ctx: Services, data: dict[str, Dataset], seed: int, test_key: str
-) -> float | None:
-    """The production model's F1 on this job's test data (None: no production model).
-
-    Stored metrics answer when they were computed on the same test data; otherwise the
-    production model is scored here on the test data the new model was scored on (the
-    same `plan_splits` decision the core's training made), so the comparison is like for like.
-    """
-    with session_scope(ctx.sessions) as session:
-        prod = registry.production_model(session)
-        if prod is None:
-            return None
-        if prod.test_data_key == test_key:
-            return float(prod.metrics.get("f1", 0.0))
-        ref = ModelRef.of(prod)
-    test = plan_splits(data["train"], data.get("validation"), data.get("test"), seed).test
-    return float(evaluate(ctx.models.predictor(ref), test).get("f1", 0.0))

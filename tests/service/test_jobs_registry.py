@@ -3,10 +3,11 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Dataset, Job, JobResult, Model, session_scope, utcnow
@@ -33,9 +34,8 @@ def dataset_id(sessions) -> str:
         return row.id
 
 
-def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> Model:
-    return registry.register(
-        s,
+def _candidate(version: str, f1: float, test_key: str = "split:x:seed=42") -> registry.Candidate:
+    return registry.Candidate(
         version=version,
         job_id=None,
         base_model="tiny",
@@ -45,6 +45,10 @@ def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> 
         manifest_sha256="0" * 64,
         test_data_key=test_key,
     )
+
+
+def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> Model:
+    return registry.register(s, _candidate(version, f1, test_key))
 
 
 def test_promotion_rule() -> None:
@@ -83,10 +87,11 @@ def test_claim_skips_finished_and_live_jobs(sessions, svc, dataset_id: str) -> N
         assert jobs.claim(s, job_id, stale_after=60) is None
         s.get(Job, job_id).heartbeat_at = utcnow() - timedelta(seconds=120)
     with session_scope(sessions) as s:
-        assert jobs.stale_running_jobs(s, 60) == [(job_id, "train")]
-        # Its worker died: a new delivery takes it over.
-        assert jobs.claim(s, job_id, stale_after=60) is not None
-        jobs.finish(s, job_id, "succeeded")
+        assert [j.id for j in jobs.stale_running_jobs(s, 60)] == [job_id]
+        # Its worker died: a new delivery takes it over, as attempt 2.
+        second = jobs.claim(s, job_id, stale_after=60)
+        assert second is not None and second.attempt == 2
+        jobs.finish(s, job_id, "succeeded", attempt=2)
     with session_scope(sessions) as s:
         assert jobs.claim(s, job_id, stale_after=60) is None
         assert jobs.stale_running_jobs(s, 60) == []
@@ -96,10 +101,10 @@ def test_cancel_paths(sessions, svc, dataset_id: str) -> None:
     with session_scope(sessions) as s:
         queued = jobs.create_train_job(s, svc.outbox, dataset_id, {})
         running = jobs.create_train_job(s, svc.outbox, dataset_id, {})
-        jobs.claim(s, running.id, stale_after=60)
+        attempt = jobs.claim(s, running.id, stale_after=60).attempt
         assert jobs.request_cancel(s, queued.id).status == "cancelled"
         assert jobs.request_cancel(s, running.id).status == "cancelling"
-        status = jobs.record_progress(s, running.id, progress=0.5, stage="training")
+        status = jobs.record_progress(s, running.id, attempt, progress=0.5, stage="training")
         assert status == "cancelling"
         assert s.get(Job, running.id).stage == "cancelling"
         with pytest.raises(Conflict):
@@ -119,9 +124,11 @@ def test_results_are_written_once(sessions, svc) -> None:
         (i, [{"start": 0, "end": 4, "label": "X", "text": "text", "score": 1.0}]) for i in range(3)
     ]
     with session_scope(sessions) as s:
-        jobs.save_results(s, job.id, first)
+        attempt = jobs.claim(s, job.id, stale_after=60).attempt
+        jobs.save_results(s, job.id, attempt, first)
     with session_scope(sessions) as s:
-        jobs.save_results(s, job.id, [(i, []) for i in range(5)])  # a redelivered chunk overlaps
+        # A chunk written again (after a crash) overlaps what is there.
+        jobs.save_results(s, job.id, attempt, [(i, []) for i in range(5)])
     with session_scope(sessions) as s:
         rows = s.execute(
             select(JobResult.doc_index, JobResult.entities).where(JobResult.job_id == job.id)
@@ -129,3 +136,104 @@ def test_results_are_written_once(sessions, svc) -> None:
         assert sorted(i for i, _ in rows) == [0, 1, 2, 3, 4]
         assert all(ents for i, ents in rows if i < 3)  # the first write stands
         assert jobs.done_doc_indices(s, job.id) == {0, 1, 2, 3, 4}
+
+
+def test_a_superseded_attempt_can_no_longer_write(sessions, svc) -> None:
+    """Worker A looked dead and the job went to worker B: A's writes are refused."""
+    with session_scope(sessions) as s:
+        job = jobs.create_predict_job(s, svc.outbox, [("d", "text")], "v")
+        a = jobs.claim(s, job.id, stale_after=60).attempt
+        s.get(Job, job.id).heartbeat_at = utcnow() - timedelta(seconds=120)
+    with session_scope(sessions) as s:
+        b = jobs.claim(s, job.id, stale_after=60).attempt
+    assert b == a + 1
+    for write in (
+        lambda s: jobs.record_progress(s, job.id, a, progress=0.9, stage="predicting"),
+        lambda s: jobs.save_results(s, job.id, a, [(0, [])]),
+        lambda s: jobs.current_status(s, job.id, a),
+    ):
+        with pytest.raises(jobs.LostClaim), session_scope(sessions) as s:
+            write(s)
+    with session_scope(sessions) as s:
+        assert not jobs.finish(s, job.id, "failed", attempt=a, error="late")
+        assert s.get(Job, job.id).status == "running" and s.get(Job, job.id).progress == 0.0
+        assert jobs.finish(s, job.id, "succeeded", attempt=b)
+
+
+def test_final_states_are_final_in_the_database(sessions, svc, dataset_id: str) -> None:
+    with session_scope(sessions) as s:
+        job_id = jobs.create_train_job(s, svc.outbox, dataset_id, {}).id
+        jobs.request_cancel(s, job_id)
+    with session_scope(sessions) as s:
+        assert not jobs.finish(s, job_id, "succeeded")  # the code refuses...
+    with pytest.raises(IntegrityError), session_scope(sessions) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status="running"))  # ...so does SQL
+
+
+def test_a_job_that_keeps_killing_workers_fails_after_n_attempts(sessions, svc) -> None:
+    with session_scope(sessions) as s:
+        job_id = jobs.create_predict_job(s, svc.outbox, [("d", "text")], "v").id
+    for _ in range(3):
+        with session_scope(sessions) as s:
+            assert jobs.claim(s, job_id, stale_after=0, max_attempts=3) is not None
+    with session_scope(sessions) as s:
+        assert jobs.claim(s, job_id, stale_after=0, max_attempts=3) is None
+        job = s.get(Job, job_id)
+        assert job.status == "failed" and "started 3 times" in job.error
+
+
+def test_two_trainings_finishing_together_leave_the_better_one(sessions, svc) -> None:
+    """Both decide at once (threads, each in its own transaction): one production model,
+    the better one, and neither fails."""
+    with session_scope(sessions) as s:
+        s.execute(update(Model).values(stage="archived"))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def finish_training(version: str, f1: float) -> None:
+        try:
+            barrier.wait()
+            with session_scope(sessions) as s:
+                registry.register_and_decide(s, _candidate(version, f1), against=None)
+        except BaseException as exc:  # recorded, asserted below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=finish_training, args=(v, f1))
+        for v, f1 in (("race-low", 0.70), ("race-high", 0.75))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with session_scope(sessions) as s:
+        assert registry.production_ref(s).version == "race-high"
+        stages = {m.version: m.stage for m in s.scalars(select(Model))}
+        assert list(stages.values()).count("production") == 1
+
+
+def test_two_promotes_at_once_both_succeed(sessions, svc) -> None:
+    with session_scope(sessions) as s:
+        _register(s, "p-1", 0.1)
+        _register(s, "p-2", 0.1)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def promote(version: str) -> None:
+        try:
+            barrier.wait()
+            with session_scope(sessions) as s:
+                registry.promote(s, version)
+        except BaseException as exc:  # recorded, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in ("p-1", "p-2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with session_scope(sessions) as s:
+        assert registry.production_ref(s).version in ("p-1", "p-2")
+        assert s.scalar(select(func.count()).where(Model.stage == "production")) == 1

@@ -81,7 +81,7 @@ def test_missing_or_bad_key_is_401_with_a_challenge(client: TestClient, tokens) 
 
 
 def test_public_paths_need_no_key(client: TestClient) -> None:
-    for path in ("/healthz", "/readyz", "/docs", "/openapi.json", "/redoc"):
+    for path in ("/healthz", "/readyz", "/docs", "/openapi.json", "/redoc", "/", "/static/app.js"):
         assert client.get(path).status_code == 200, path
     # Anyone learns up or down, nothing more.
     assert client.get("/readyz").json() == {"status": "ready"}
@@ -97,6 +97,7 @@ def test_scopes_are_enforced_per_route(client: TestClient, tokens: dict[str, str
         ("GET", "/jobs/nope", None, {"train", "admin"}),
         ("POST", "/jobs/train", {"dataset_id": "nope"}, {"train", "admin"}),
         ("GET", "/models", None, {"predict", "train", "admin"}),
+        ("GET", "/models/nope/evaluation", None, {"predict", "train", "admin"}),
         ("POST", "/models/nope/promote", None, {"admin"}),
         ("GET", "/metrics", None, {"admin"}),
     ]

@@ -15,7 +15,7 @@ from shared.db import Dataset, Job, JobResult, session_scope
 from shared.services import jobs, registry
 from shared.services.bulk import run_bulk
 from shared.services.context import Services
-from shared.services.execution import JobCancelled, TransientJobError, run_job
+from shared.services.execution import JobCancelled, JobRun, TransientJobError, run_job
 from shared.services.training import run_training
 from shared.settings import Settings
 
@@ -68,7 +68,7 @@ def _new_train_job(ctx: Services, dataset_id: str, **params) -> str:
 def test_exception_leaves_job_failed_with_readable_error(ctx, dataset_id) -> None:
     job_id = _new_train_job(ctx, dataset_id)
 
-    def boom(_ctx: Services, _job_id: str) -> None:
+    def boom(_run: JobRun) -> None:
         raise ValueError("the data ran away")
 
     with pytest.raises(ValueError):
@@ -82,14 +82,14 @@ def test_exception_leaves_job_failed_with_readable_error(ctx, dataset_id) -> Non
 def test_cancel_and_redelivery(ctx, dataset_id) -> None:
     job_id = _new_train_job(ctx, dataset_id)
 
-    def stop(_ctx: Services, _job_id: str) -> None:
+    def stop(_run: JobRun) -> None:
         raise JobCancelled
 
     assert run_job(ctx, job_id, stop) == "cancelled"
     assert _job(ctx, job_id).status == "cancelled"
     calls = []
-    assert run_job(ctx, job_id, lambda c, j: calls.append(j)) == "skipped"
-    assert run_job(ctx, "no-such-job", lambda c, j: calls.append(j)) == "skipped"
+    assert run_job(ctx, job_id, lambda run: calls.append(run.job_id)) == "skipped"
+    assert run_job(ctx, "no-such-job", lambda run: calls.append(run.job_id)) == "skipped"
     assert calls == []
 
 
@@ -99,7 +99,7 @@ def test_transient_error_releases_the_job_for_a_retry(ctx, dataset_id) -> None:
         "SELECT 1", {}, Exception("server closed"), connection_invalidated=True
     )
 
-    def flaky(_ctx: Services, _job_id: str) -> None:
+    def flaky(_run: JobRun) -> None:
         raise dropped
 
     with pytest.raises(TransientJobError):
@@ -172,8 +172,8 @@ def test_bulk_resumes_without_redoing_documents(ctx) -> None:
     job_id = _bulk_job(ctx, 40)
     marker = [{"start": 0, "end": 1, "label": "MARK", "text": "P", "score": 1.0}]
     with session_scope(ctx.sessions) as s:
-        jobs.claim(s, job_id, stale_after=60)
-        jobs.save_results(s, job_id, [(i, marker) for i in range(10)])  # a crashed first run
+        attempt = jobs.claim(s, job_id, stale_after=60).attempt
+        jobs.save_results(s, job_id, attempt, [(i, marker) for i in range(10)])  # a crashed run
         s.get(Job, job_id).heartbeat_at = None  # ... whose worker is gone
     assert run_job(ctx, job_id, run_bulk) == "done"
     with session_scope(ctx.sessions) as s:
