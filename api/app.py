@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.auth import install_authentication
 from api.batching import MicroBatcher
 from api.errors import install_error_handlers
 from api.metrics import install_request_metrics
@@ -19,6 +20,7 @@ from api.routing import merge_alternative_bodies
 from api.state import AppState
 from shared.queue import make_celery
 from shared.services.context import Services
+from shared.services.keys import KeyResolver
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batcher = MicroBatcher(
             serving, settings.predict_batch_window_ms, settings.predict_max_batch
         )
-        app.state.ner = AppState(services=services, serving=serving, batcher=batcher)
+        keys = KeyResolver(services.sessions, settings)
+        app.state.ner = AppState(services=services, serving=serving, batcher=batcher, keys=keys)
         serving.start()
         batcher.start()
         try:
@@ -53,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_request_metrics(app)
     _install_body_limit(app, settings.max_upload_bytes)
+    # Last, so outermost: who is calling is settled before any other middleware or route
+    # can read the body.
+    install_authentication(app)
     app.include_router(api_router)
     merge_alternative_bodies(app)
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from api.batching import MicroBatcher
 from api.model_service import ModelService
 from shared.services.context import Services
+from shared.services.keys import KeyResolver
 
 
 @dataclass
@@ -14,3 +15,4 @@ class AppState:
     services: Services
     serving: ModelService
     batcher: MicroBatcher
+    keys: KeyResolver

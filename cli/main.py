@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.params import BadParameters, add_model_options, model_from_args
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ner import DatasetError, parse_documents, read_dataset  # light: no torch
 from shared.ner.config import TrainConfig
 
@@ -151,15 +152,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cli.serve import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, insecure=args.insecure)
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     from api.server import run_api
 
-    run_api(args.host, args.port)
+    run_api(args.host, args.port, insecure=args.insecure)
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from cli import keys
+
+    return int(getattr(keys, f"cmd_{args.keys_command}")(args))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -236,7 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="listen on a non-loopback --host even with no API key configured "
+            "(anyone who can reach it may use it)",
+        )
         p.set_defaults(func=func)
+
+    p = sub.add_parser("keys", help="API keys in the database: create, list, revoke")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="make a key; prints its token, this once")
+    k.add_argument("--name", required=True, help="who or what uses it")
+    k.add_argument(
+        "--scopes",
+        default="predict",
+        help="comma-separated: predict (POST /predict), train (datasets, jobs), admin "
+        "(all of them, plus promotion and metrics) (default: predict)",
+    )
+    k = keys_sub.add_parser("list", help="the keys, never their tokens")
+    k.add_argument("--json", action="store_true", help="one JSON object a line")
+    k = keys_sub.add_parser("revoke", help="stop a key working (within seconds)")
+    k.add_argument("id", help="the key's id, as `ner keys list` shows it")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("worker", help="a Celery worker")
     p.add_argument("--queues", default="training,inference")
@@ -255,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BadInput as err:
         print(f"ner {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (InvalidInput, NotFound, Conflict) as err:  # the service layer's word for it
+        print(f"ner {args.command}: {err.detail}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

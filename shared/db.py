@@ -216,7 +216,28 @@ class Model(Base):
     promoted_at: Mapped[datetime | None] = mapped_column()
 
 
+class ApiKey(Base):
+    """An API key, held as the SHA-256 of its token (shared/services/keys.py says why that
+    is enough): the token itself is shown once, by `ner keys create`, and stored nowhere."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    # The token's first characters, not secret: shown by `ner keys list` so a key can be
+    # recognised, and the index a presented token is looked up by.
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
 def make_engine(database_url: str) -> Engine:
+    # hide_parameters: a database error's message carries its statement's bound values
+    # (document texts, dataset rows, key hashes) into every log line and traceback that
+    # prints it; with this the statement is shown, the values are not.
     if database_url.startswith("sqlite"):
         path = make_url(database_url).database
         if path and path != ":memory:":
@@ -224,7 +245,9 @@ def make_engine(database_url: str) -> Engine:
         # The API and the worker process share one SQLite file: WAL lets readers go on
         # while a writer commits, and the busy timeout makes writers wait, not fail.
         engine = create_engine(
-            database_url, connect_args={"check_same_thread": False, "timeout": 30}
+            database_url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -236,7 +259,9 @@ def make_engine(database_url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        database_url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -26,8 +26,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     # None: the core's default (the packaged MiniLM).
     base_model: str | None = None
-    # Comma-separated; empty means no authentication.
+    # Comma-separated quick-start keys, each with every scope. Keys made with
+    # `ner keys create` live in the database as hashes; with neither, no authentication.
     api_keys: str = ""
+    # How long the API trusts what it learnt about a key: a revoked key stops working
+    # within this many seconds.
+    api_key_cache_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # Caller limits: larger requests get a 413.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)

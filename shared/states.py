@@ -3,6 +3,7 @@ database models, the API's schemas (their OpenAPI enums) and the code."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -36,3 +37,20 @@ class ModelStage(StrEnum):
     production = "production"
     candidate = "candidate"
     archived = "archived"
+
+
+class Scope(StrEnum):
+    """What an API key may do. `admin` implies the other two (see `expand_scopes`)."""
+
+    predict = "predict"  # POST /predict
+    train = "train"  # datasets and jobs
+    admin = "admin"  # promotion, metrics, the readiness details
+
+
+ALL_SCOPES = frozenset(Scope)
+
+
+def expand_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
+    """The scopes a key holds, with what `admin` implies; unknown names are dropped."""
+    held = frozenset(Scope(s) for s in scopes if s in Scope.__members__)
+    return ALL_SCOPES if Scope.admin in held else held

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import ServicesDep, SessionDep
+from api.deps import ServicesDep, SessionDep, requires
 from api.schemas import ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
+from shared.states import Scope
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -40,7 +41,7 @@ def get_model_evaluation(version: str, session: SessionDep, services: ServicesDe
     return Response(body, media_type="application/json")
 
 
-@router.post("/{version}/promote", response_model=ModelPublic)
+@router.post("/{version}/promote", response_model=ModelPublic, dependencies=[requires(Scope.admin)])
 def promote_model(version: str, session: SessionDep) -> Model:
     """Put a version in production; /predict serves it within seconds, with no restart."""
     return registry.promote(session, version)
