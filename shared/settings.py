@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=100_000, gt=0)
     max_texts_per_request: int = Field(default=256, gt=0)
     max_bulk_documents: int = Field(default=100_000, gt=0)
+    # What an uploaded .zip may expand to (checked before and while it is decompressed).
+    max_unpacked_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # A /predict body holds a few texts: bounded far below an upload.
+    max_predict_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
     # /predict: how long the API waits to gather concurrent requests, and the batch bound.
     predict_batch_window_ms: float = Field(default=5.0, ge=0)

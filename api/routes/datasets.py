@@ -36,6 +36,7 @@ def upload_dataset(
         name=name,
         skip_invalid=skip_invalid,
         max_bytes=services.settings.max_upload_bytes,
+        max_unpacked_bytes=services.settings.max_unpacked_bytes,
     )
 
 

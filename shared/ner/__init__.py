@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         split_dataset,
     )
     from .inference import Predictor
-    from .problems import DatasetError, Problem, format_problems
+    from .problems import DatasetError, DatasetTooLarge, Problem, format_problems
     from .splits import Splits, plan_splits
     from .training import Progress, TrainingCancelled, TrainResult, train
 
@@ -41,6 +41,7 @@ _WHERE = {
     "split_dataset": "formats",
     "Predictor": "inference",
     "DatasetError": "problems",
+    "DatasetTooLarge": "problems",
     "Problem": "problems",
     "format_problems": "problems",
     "Progress": "training",
@@ -55,6 +56,7 @@ _WHERE = {
 __all__ = [
     "Dataset",
     "DatasetError",
+    "DatasetTooLarge",
     "Document",
     "Predictor",
     "Problem",

@@ -37,3 +37,8 @@ class DatasetError(ValueError):
         if hint:
             text += "\n" + hint
         super().__init__(text)
+
+
+class DatasetTooLarge(DatasetError):
+    """A file over a size bound (an archive that expands past the limit, too many members):
+    a caller's mistake of size, which the API answers 413 rather than 422."""

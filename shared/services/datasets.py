@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import Dataset, new_id
 from shared.errors import InvalidInput, NotFound, TooLarge
-from shared.ner import DatasetError, read_dataset
+from shared.ner import DatasetError, DatasetTooLarge, read_dataset
 from shared.storage import ObjectStore
 
 
@@ -54,6 +54,7 @@ def create_dataset(
     name: str | None,
     skip_invalid: bool,
     max_bytes: int,
+    max_unpacked_bytes: int | None = None,
 ) -> Dataset:
     """Validate the upload and store it; InvalidInput lists every problem with its line.
 
@@ -64,7 +65,14 @@ def create_dataset(
         local = Path(tmp) / safe
         copy_bounded(source, local, max_bytes)
         try:
-            dataset = read_dataset(local, filename=safe, skip_invalid=skip_invalid)
+            dataset = read_dataset(
+                local,
+                filename=safe,
+                skip_invalid=skip_invalid,
+                **({"max_unpacked_bytes": max_unpacked_bytes} if max_unpacked_bytes else {}),
+            )
+        except DatasetTooLarge as exc:
+            raise TooLarge([p.as_dict() for p in exc.problems]) from None
         except DatasetError as exc:
             raise InvalidInput([p.as_dict() for p in exc.problems]) from None
         stats: dict[str, Any] = dataset.stats()
