@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     # None: the core's default (the packaged MiniLM).
     base_model: str | None = None
+    # What `base_model` a training submitted through the API may name, besides the
+    # packaged default: names on this comma-separated list, or directories under
+    # `models_dir` (shared/services/base_models.py). The CLI is not limited.
+    allowed_base_models: str = ""
+    models_dir: Path | None = None
     # Comma-separated; empty means no authentication.
     api_keys: str = ""
 
@@ -42,6 +47,10 @@ class Settings(BaseSettings):
     # /predict: how long the API waits to gather concurrent requests, and the batch bound.
     predict_batch_window_ms: float = Field(default=5.0, ge=0)
     predict_max_batch: int = Field(default=64, gt=0)
+    # Texts that may wait for a batch; past it /predict answers 503 with Retry-After at
+    # once. And how long a request may wait for its answer before a 503.
+    predict_max_queued_texts: int = Field(default=1024, gt=0)
+    predict_timeout_seconds: float = Field(default=30.0, gt=0)
     # How often the API checks the registry for a newly promoted model (must stay well
     # under the 10 s the contract allows for a promotion to reach /predict).
     model_poll_seconds: float = Field(default=2.0, gt=0)
@@ -80,6 +89,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def allowed_base_model_list(self) -> list[str]:
+        return [m.strip() for m in self.allowed_base_models.split(",") if m.strip()]
 
     @property
     def broker_folder(self) -> Path:

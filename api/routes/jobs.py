@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep, SessionDep
 from api.routing import CONTENT_TYPE_KEY, ContentTypeRoute
 from api.schemas import (
+    IdForm,
+    IdPath,
     JobList,
     JobPublic,
     PredictJobCreate,
@@ -18,6 +20,7 @@ from api.schemas import (
 )
 from shared.db import Job
 from shared.services import bulk, jobs
+from shared.services.base_models import resolve_base_model
 from shared.services.datasets import read_bounded
 from shared.states import JobStatus, JobType
 
@@ -27,6 +30,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=ContentTypeRoute)
 @router.post("/train", status_code=202, response_model=JobPublic)
 def create_train_job(body: TrainJobCreate, session: SessionDep, services: ServicesDep) -> Job:
     """Queue a training on an uploaded dataset; poll GET /jobs/{id}."""
+    base_model = resolve_base_model(body.base_model, services.settings)
     jobs.check_datasets(
         session,
         dataset_id=body.dataset_id,
@@ -34,7 +38,7 @@ def create_train_job(body: TrainJobCreate, session: SessionDep, services: Servic
         test_dataset_id=body.test_dataset_id,
     )
     # Stored resolved: the job shows every parameter it runs with, defaults included.
-    params = body.model_dump(exclude={"dataset_id"})
+    params = body.model_dump(exclude={"dataset_id"}) | {"base_model": base_model}
     return jobs.create_train_job(session, services.outbox, body.dataset_id, params)
 
 
@@ -51,7 +55,7 @@ def create_predict_job_from_file(
     session: SessionDep,
     services: ServicesDep,
     file: Annotated[UploadFile, File(description='JSONL: one {"id", "text"} object per line')],
-    model_version: Annotated[str | None, Form(max_length=64)] = None,
+    model_version: IdForm = None,
 ) -> Job:
     """Queue a bulk prediction of a JSONL file's documents; poll GET /jobs/{id}."""
     raw = read_bounded(file.file, services.settings.max_upload_bytes)
@@ -91,20 +95,20 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, session: SessionDep) -> Job:
+def get_job(job_id: IdPath, session: SessionDep) -> Job:
     """Status, progress (0–1), stage, ETA, metrics, training curves, error."""
     return jobs.get_job(session, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobPublic)
-def cancel_job(job_id: str, session: SessionDep) -> Job:
+def cancel_job(job_id: IdPath, session: SessionDep) -> Job:
     """Ask a job to stop: a queued job is cancelled at once, a running one within seconds."""
     return jobs.request_cancel(session, job_id)
 
 
 @router.get("/{job_id}/results", response_model=ResultList)
 def job_results(
-    job_id: str,
+    job_id: IdPath,
     session: SessionDep,
     offset: int = Query(0, ge=0, le=1_000_000_000),
     limit: int = Query(100, ge=1, le=1000),

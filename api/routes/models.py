@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
-from api.schemas import ModelList, ModelPublic
+from api.schemas import IdPath, ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
 
@@ -24,12 +24,12 @@ def list_models(
 
 
 @router.get("/{version}", response_model=ModelPublic)
-def get_model(version: str, session: SessionDep) -> Model:
+def get_model(version: IdPath, session: SessionDep) -> Model:
     """One version with its metrics and stage."""
     return registry.get_model(session, version)
 
 
 @router.post("/{version}/promote", response_model=ModelPublic)
-def promote_model(version: str, session: SessionDep) -> Model:
+def promote_model(version: IdPath, session: SessionDep) -> Model:
     """Put a version in production; /predict serves it within seconds, with no restart."""
     return registry.promote(session, version)

@@ -18,6 +18,7 @@ from shared.services.context import Services
 from shared.services.execution import JobCancelled
 from shared.services.models import ModelRef
 from shared.services.outbox import Outbox
+from shared.services.text import text_problem
 from shared.settings import Settings
 from shared.states import JobStatus
 
@@ -64,6 +65,11 @@ def submit_bulk_job(
             raise InvalidInput(
                 f"document {i}: its id has {len(doc_id)} characters; at most {MAX_DOCUMENT_ID}"
             )
+        # A JSONL file is not checked by the API's schema: the same rule, here.
+        for what, value in (("text", text), ("id", doc_id)):
+            problem = text_problem(value, stored=True)
+            if problem:
+                raise InvalidInput(f"document {i}: its {what} {problem}")
     if model_version is not None:
         version = registry.get_model(session, model_version).version
     else:

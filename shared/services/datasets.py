@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from shared.db import Dataset, new_id
 from shared.errors import InvalidInput, NotFound, TooLarge
 from shared.ner import DatasetError, DatasetTooLarge, read_dataset
+from shared.services.text import text_problem
 from shared.storage import ObjectStore
 
 
@@ -23,6 +24,15 @@ def safe_filename(name: str | None) -> str:
     base = Path(name or "upload").name
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", base)[:100].lstrip(".")
     return cleaned or "upload"
+
+
+def _display_name(name: str) -> str:
+    """A name a database column can hold: a multipart filename can carry a NUL, a lone
+    surrogate or control characters."""
+    cleaned = "".join(
+        c if c.isprintable() and text_problem(c, stored=True) is None else "_" for c in name
+    )
+    return cleaned[:255] or "upload"
 
 
 def bounded_blocks(source: BinaryIO, limit: int) -> Iterator[bytes]:
@@ -78,7 +88,7 @@ def create_dataset(
         stats: dict[str, Any] = dataset.stats()
         row = Dataset(
             id=new_id(),
-            name=(name or filename or safe)[:255],
+            name=_display_name(name or filename or safe),
             format=dataset.format,
             sentences=int(stats["sentences"]),
             tokens=int(stats["tokens"]),
