@@ -53,6 +53,48 @@ NameForm = Annotated[str | None, Form(max_length=255), AfterValidator(_storable)
 IdForm = Annotated[str | None, Form(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
 
 
+class FieldProblem(BaseModel):
+    """What is wrong with one field of the request (FastAPI's validation error shape)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class LineProblem(BaseModel):
+    """What is wrong with one line of an uploaded file."""
+
+    line: int
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a sentence, or the list of problems found."""
+
+    detail: str | list[FieldProblem | LineProblem]
+
+
+def error(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error status, with the body's schema."""
+    return {"model": ErrorBody, "description": description}
+
+
+# What any operation may answer besides its own outcomes: a body that cannot be parsed or
+# breaks the schema, one over the size limit, a dependency that is down.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error("the body cannot be parsed (not UTF-8, not JSON, nested too deep)"),
+    413: error("the body is over the size limit"),
+    422: error("the request breaks the schema, or a file holds invalid records"),
+    503: error("a dependency is unavailable, the service is busy, or no model is served yet"),
+}
+# What an operation on one resource (or that names one) may answer too.
+RESOURCE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMMON_ERRORS,
+    404: error("no such dataset, job or model"),
+    409: error("the resource is not in a state that allows this"),
+}
+
+
 class Entity(BaseModel):
     start: int
     end: int

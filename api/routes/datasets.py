@@ -7,18 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from api.deps import ServicesDep, SessionDep
-from api.schemas import DatasetList, DatasetPublic, IdPath, NameForm
+from api.schemas import RESOURCE_ERRORS, DatasetList, DatasetPublic, IdPath, NameForm, error
 from shared.db import Dataset
 from shared.services import datasets
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=RESOURCE_ERRORS)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=DatasetPublic,
-    responses={413: {"description": "upload too large"}, 422: {"description": "invalid file"}},
+    responses={413: error("upload too large"), 422: error("invalid file or form")},
 )
 def upload_dataset(
     session: SessionDep,

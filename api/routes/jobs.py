@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 from api.deps import ServicesDep, SessionDep
 from api.routing import CONTENT_TYPE_KEY, ContentTypeRoute
 from api.schemas import (
+    RESOURCE_ERRORS,
     IdForm,
     IdPath,
     JobList,
@@ -17,6 +18,7 @@ from api.schemas import (
     PredictJobCreate,
     ResultList,
     TrainJobCreate,
+    error,
 )
 from shared.db import Job
 from shared.services import bulk, jobs
@@ -24,7 +26,9 @@ from shared.services.base_models import resolve_base_model
 from shared.services.datasets import read_bounded
 from shared.states import JobStatus, JobType
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=ContentTypeRoute)
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], route_class=ContentTypeRoute, responses=RESOURCE_ERRORS
+)
 
 
 @router.post("/train", status_code=202, response_model=JobPublic)
@@ -49,7 +53,7 @@ def create_train_job(body: TrainJobCreate, session: SessionDep, services: Servic
     status_code=202,
     response_model=JobPublic,
     openapi_extra={CONTENT_TYPE_KEY: "multipart/form-data"},
-    responses={413: {"description": "too many or too long documents"}},
+    responses={413: error("too many or too long documents")},
 )
 def create_predict_job_from_file(
     session: SessionDep,
@@ -69,7 +73,7 @@ def create_predict_job_from_file(
     "/predict",
     status_code=202,
     response_model=JobPublic,
-    responses={413: {"description": "too many or too long documents"}},
+    responses={413: error("too many or too long documents")},
 )
 def create_predict_job(body: PredictJobCreate, session: SessionDep, services: ServicesDep) -> Job:
     """Queue a bulk prediction of JSON `documents` (or send a multipart JSONL `file`)."""

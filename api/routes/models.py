@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
-from api.schemas import IdPath, ModelList, ModelPublic
+from api.schemas import RESOURCE_ERRORS, IdPath, ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=RESOURCE_ERRORS)
 
 
 @router.get("", response_model=ModelList)
