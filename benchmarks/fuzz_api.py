@@ -42,7 +42,10 @@ from schemathesis.specs.openapi.checks import (
 
 from benchmarks.http_common import fresh_settings, machine, serve_in_thread, write_result
 
-MODES = {"positive": schemathesis.GenerationMode.POSITIVE, "negative": schemathesis.GenerationMode.NEGATIVE}
+MODES = {
+    "positive": schemathesis.GenerationMode.POSITIVE,
+    "negative": schemathesis.GenerationMode.NEGATIVE,
+}
 
 
 def _failure_text(exc: BaseException) -> str:
@@ -84,15 +87,23 @@ def fuzz_operation(
                 case.validate_response(response, checks=[not_a_server_error])
             except (Exception, FailureGroup) as exc:
                 failures.append(
-                    {"check": "server error", "status": response.status_code,
-                     "request": _describe(case), "error": _failure_text(exc)}
+                    {
+                        "check": "server error",
+                        "status": response.status_code,
+                        "request": _describe(case),
+                        "error": _failure_text(exc),
+                    }
                 )
         try:
             case.validate_response(response, checks=[response_schema_conformance])
         except (Exception, FailureGroup) as exc:
             failures.append(
-                {"check": "response schema", "status": response.status_code,
-                 "request": _describe(case), "error": _failure_text(exc)}
+                {
+                    "check": "response schema",
+                    "status": response.status_code,
+                    "request": _describe(case),
+                    "error": _failure_text(exc),
+                }
             )
         try:
             case.validate_response(response, checks=[status_code_conformance])
@@ -103,8 +114,13 @@ def fuzz_operation(
         run()
     except Unsatisfiable:
         # An operation without parameters has no request the schema forbids.
-        return {"requests": 0, "statuses": {}, "failures": [], "undocumented_statuses": {},
-                "note": "no input to generate in this mode"}
+        return {
+            "requests": 0,
+            "statuses": {},
+            "failures": [],
+            "undocumented_statuses": {},
+            "note": "no input to generate in this mode",
+        }
     return {
         "requests": sum(statuses.values()),
         "statuses": dict(sorted(statuses.items())),
@@ -190,7 +206,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label}: {f}")
     path = write_result(
         args.name,
-        {"summary": summary, "machine": machine(), "target": args.url or "local", "operations": results},
+        {
+            "summary": summary,
+            "machine": machine(),
+            "target": args.url or "local",
+            "operations": results,
+        },
     )
     print(f"written: {path}")
     return 1 if failures else 0
