@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .problems import DatasetError, DatasetTooLarge, Problem
+from .problems import DatasetError, DatasetTooLarge, Problem, unreadable_json
 from .tags import iob1_to_iob2, spans_to_tags, tag_error, tags_to_spans
 from .words import is_word_char, split_at, split_words
 
@@ -517,6 +517,9 @@ def _read_jsonl(text: str) -> Iterator[Record]:
         except json.JSONDecodeError as err:
             yield None, [Problem(err.lineno, f"invalid JSON: {err.msg}")]
             return
+        except (ValueError, RecursionError) as err:
+            yield None, [Problem(1, unreadable_json(err))]
+            return
         if isinstance(items, list):
             for obj in items:
                 yield _jsonl_record(obj, 1)
@@ -528,6 +531,9 @@ def _read_jsonl(text: str) -> Iterator[Record]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             yield None, [Problem(number, f"invalid JSON at column {err.colno}: {err.msg}")]
+            continue
+        except (ValueError, RecursionError) as err:
+            yield None, [Problem(number, unreadable_json(err))]
             continue
         yield _jsonl_record(obj, number)
 
