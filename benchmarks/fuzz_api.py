@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     started = time.monotonic()
+    host = machine()  # before the run: its load average, and the commit that ran
     results: dict[str, Any] = {}
     with nullcontext(args.url) if args.url else local_api() as base_url:
         schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         args.name,
         {
             "summary": summary,
-            "machine": machine(),
+            "machine": host,
             "target": args.url or "local",
             "operations": results,
         },
