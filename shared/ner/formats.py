@@ -208,7 +208,7 @@ def _check_archive(archive: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo:
 
 def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
     """The member's bytes, never more than `max_bytes` of them in memory."""
-    blocks = []
+    blocks: list[bytes] = []
     size = 0
     with archive.open(info) as member:
         while block := member.read(1 << 20):
