@@ -177,6 +177,13 @@ def test_text_that_cannot_be_processed_or_stored(client: TestClient) -> None:
     assert "\x00" not in r.json()["name"]
 
 
+@pytest.mark.parametrize("name", ["..", "../../etc/passwd", "/", ".", "a/../../b.csv"])
+def test_upload_names_that_are_paths(client: TestClient, name: str) -> None:
+    r = client.post("/datasets", files={"file": (name, io.BytesIO(GOOD_CSV.encode()))})
+    assert r.status_code == 201, r.text  # stored under a cleaned name, read by its content
+    assert r.json()["sentences"] == 1
+
+
 def test_ids_the_database_cannot_hold(client: TestClient) -> None:
     for path in ("/jobs/a%00b", "/jobs/" + "a" * 65, "/models/x%20y", "/datasets/%F0%9F%98%80"):
         assert client.get(path).status_code == 422, path
