@@ -16,7 +16,7 @@ What a model needs at inference is read from its config.json: `ner_casing`,
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,11 @@ Entity = dict[str, Any]
 Words = Sequence[tuple[int, int]]
 
 DEFAULT_MAX_LENGTH = 512
+# Padded sub-tokens in one forward pass. Attention memory grows with length squared: 64
+# windows of 512 would need about 800 MB for one layer's attention scores, so long texts go
+# through in smaller batches (no slower: the work per token is the same), and short ones
+# still in batches of `batch_size`.
+MAX_BATCH_TOKENS = 8192
 # Viterbi needs no training, so it applies to models saved before `ner_decoding` existed.
 DEFAULT_DECODING = "viterbi"
 
@@ -143,8 +148,7 @@ class Predictor:
         for matrix in out:
             matrix[:, self.outside_id] = 1.0
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
-        for lo in range(0, len(order), batch_size):
-            batch = [windows[i] for i in order[lo : lo + batch_size]]
+        for batch in _token_bounded_batches([windows[i] for i in order], batch_size):
             types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
             probs = self._forward([w.input_ids for w in batch], types)
             for row, window in enumerate(batch):
@@ -215,3 +219,17 @@ class Predictor:
         with torch.inference_mode(), autocast(self.device, self._autocast):
             logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
         return logits.float().softmax(-1).cpu().numpy()
+
+
+def _token_bounded_batches(windows: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
+    """Windows (longest first) in batches of at most `batch_size` windows and at most
+    MAX_BATCH_TOKENS padded sub-tokens (at least one window each)."""
+    batch: list[Any] = []
+    for window in windows:
+        longest = len(batch[0].input_ids) if batch else len(window.input_ids)
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * longest > MAX_BATCH_TOKENS):
+            yield batch
+            batch = []
+        batch.append(window)
+    if batch:
+        yield batch

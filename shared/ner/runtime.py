@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from pathlib import Path
 
@@ -38,3 +39,15 @@ def use_bf16(device: torch.device, precision: str = "auto") -> bool:
 
 def autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def release_free_memory() -> None:
+    """Hand memory malloc holds but does not use back to the system (glibc's malloc_trim;
+    nothing elsewhere). Cheap: a few milliseconds."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
