@@ -75,7 +75,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast)
     device: str = "auto"
     # Accuracy features (docs/benchmarks.md has the ablation behind each default):
-    casing: bool = False  # word shapes (lower/Title/UPPER...) as token types: capitals for uncased
+    casing: bool = True  # word shapes (lower/Title/UPPER...) as token types: capitals for uncased
     context_length: int = 0  # window sub-tokens filled with the document's nearby sentences; 0: off
     context_mode: str = "around"  # around: a window per sentence | packed: documents cut in windows
     decoding: str = "viterbi"  # viterbi (BIO-constrained) | argmax: how word labels are picked
@@ -164,6 +164,10 @@ def prepare_model(model: Any, config: TrainConfig) -> None:
     if config.casing:
         enable_casing(model)  # sets ner_casing, unless the encoder has no token types
     model.config.ner_decoding = config.decoding
+    if config.context_length and not 16 <= config.context_length <= 512:
+        raise ValueError(f"context_length must be 0 (off) or 16-512, not {config.context_length}")
+    if config.layer_decay <= 0 or config.layer_decay > 1:
+        raise ValueError(f"layer_decay must be in (0, 1], not {config.layer_decay}")
     if config.context_mode not in CONTEXT_MODES:
         modes = ", ".join(CONTEXT_MODES)
         raise ValueError(f"context_mode must be one of {modes}, not {config.context_mode!r}")
