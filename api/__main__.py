@@ -1,17 +1,12 @@
-"""`python -m api [--host H] [--port P] [--embedded]`: what `ner api` / `ner serve` run."""
+"""`python -m api [--host H] [--port P] [--insecure]`: what `ner api` runs (migrate, then serve)."""
 
 import argparse
+
+from api.server import run_api
 
 parser = argparse.ArgumentParser(prog="python -m api")
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=8000)
-parser.add_argument("--embedded", action="store_true", help="also run a worker (ner serve)")
+parser.add_argument("--insecure", action="store_true")
 args = parser.parse_args()
-if args.embedded:
-    from api.serve import serve
-
-    serve(args.host, args.port)
-else:
-    from api.server import run_api
-
-    run_api(args.host, args.port)
+run_api(args.host, args.port, insecure=args.insecure)

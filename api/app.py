@@ -10,16 +10,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.auth import install_authentication
 from api.batching import MicroBatcher
 from api.errors import install_error_handlers
 from api.metrics import install_request_metrics
 from api.model_service import ModelService
 from api.routes import api_router
+from api.routing import merge_alternative_bodies
 from api.state import AppState
-from shared.db import make_engine, make_session_factory
 from shared.queue import make_celery
+from shared.services.context import Services
+from shared.services.keys import KeyResolver
 from shared.settings import Settings, get_settings
-from shared.storage import make_store
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +31,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        sessions = make_session_factory(engine)
-        store = make_store(settings.storage_url, settings.s3_endpoint_url)
-        models = ModelService(settings, sessions, store)
-        batcher = MicroBatcher(models, settings.predict_batch_window_ms, settings.predict_max_batch)
-        app.state.ner = AppState(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            store=store,
-            celery=make_celery(settings, name="ner-api"),
-            models=models,
-            batcher=batcher,
+        services = Services.from_settings(settings, celery=make_celery(settings, name="ner-api"))
+        serving = ModelService(services)
+        batcher = MicroBatcher(
+            serving, settings.predict_batch_window_ms, settings.predict_max_batch
         )
-        models.start()
+        keys = KeyResolver(services.sessions, settings)
+        app.state.ner = AppState(services=services, serving=serving, batcher=batcher, keys=keys)
+        serving.start()
         batcher.start()
         try:
             yield
         finally:
             await batcher.stop()
-            models.stop()
-            engine.dispose()
+            serving.stop()
+            services.close()
 
     app = FastAPI(
         title="NER service",
@@ -61,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_request_metrics(app)
     _install_body_limit(app, settings.max_upload_bytes)
+    # Last, so outermost: who is calling is settled before any other middleware or route
+    # can read the body.
+    install_authentication(app)
     app.include_router(api_router)
+    merge_alternative_bodies(app)
     return app
 
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from api.metrics import PREDICT_BATCH, PREDICT_REQUESTS_PER_BATCH
 from api.model_service import LoadedModel, ModelService
+from shared.errors import NO_MODEL_DETAIL, Unavailable
 
 log = logging.getLogger(__name__)
 
 
-class NoModelError(Exception):
-    """No model is in production (or none loaded yet)."""
+def _no_model() -> Unavailable:
+    return Unavailable(NO_MODEL_DETAIL, retry_after=30)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class MicroBatcher:
     async def predict(self, texts: list[str]) -> tuple[str, list[list[dict[str, Any]]]]:
         """(model version, entities per text), computed in a shared batch."""
         if self.models.current is None:
-            raise NoModelError
+            raise _no_model()
         future: asyncio.Future[tuple[str, list[list[dict[str, Any]]]]] = (
             asyncio.get_running_loop().create_future()
         )
@@ -83,7 +84,7 @@ class MicroBatcher:
             loaded = self.models.current
             if loaded is None:
                 for p in batch:
-                    p.future.set_exception(NoModelError())
+                    p.future.set_exception(_no_model())
                 continue
             await self._run_batch(loaded, batch)
 

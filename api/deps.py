@@ -1,22 +1,20 @@
-"""Route dependencies: app state, the request's database session, API-key check."""
+"""Route dependencies: app state, the request's database session, the scope a route needs."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
 from api.state import AppState
 from shared.db import session_scope
-
-
-class Unauthorized(ApiError):
-    status_code = 401
+from shared.errors import Forbidden
+from shared.services.context import Services
+from shared.settings import Settings
+from shared.states import Scope
 
 
 def get_state(request: Request) -> AppState:
@@ -26,10 +24,24 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
+def get_services(state: StateDep) -> Services:
+    return state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
     """The request's one transaction: committed when the route returns, rolled back when it
-    raises. Inner code only flushes (routes that enqueue commit first, then send)."""
-    with session_scope(state.sessions) as session:
+    raises. Inner code only flushes; the outbox sends a new job's message after the commit."""
+    with session_scope(services.sessions) as session:
         yield session
 
 
@@ -37,17 +49,27 @@ def get_session(state: StateDep) -> Iterator[Session]:
 # reads right after a 2xx sees what it wrote.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
-_bearer = HTTPBearer(auto_error=False)
+# Read again here only so OpenAPI (/docs) shows the Bearer scheme and an Authorize button;
+# the key was checked by the authentication middleware (api/auth.py) before the route ran.
+_bearer = HTTPBearer(auto_error=False, description="an API key: `ner keys create`")
 
 
-def require_api_key(
-    state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    keys = state.settings.api_key_list
-    if not keys:
-        return
-    given = credentials.credentials if credentials is not None else ""
-    # Compare against every key in constant time; no early exit that leaks which matched.
-    if not any(secrets.compare_digest(given.encode(), k.encode()) for k in keys):
-        raise Unauthorized("missing or invalid API key: send 'Authorization: Bearer <key>'")
+def requires(*scopes: Scope) -> Any:
+    """A dependency: the caller's key holds one of `scopes` (admin holds them all), else 403.
+    With no keys configured anywhere, every caller holds every scope."""
+    wanted = {s.value for s in scopes}
+
+    def check(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> None:
+        if wanted.isdisjoint(request.auth.scopes):
+            raise Forbidden(
+                f"this API key lacks the scope this route needs: {' or '.join(sorted(wanted))}"
+            )
+
+    return Depends(check)
+
+
+def is_admin(request: Request) -> bool:
+    return Scope.admin.value in request.auth.scopes

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.metrics import MODEL_LOADS, MODEL_VERSION
-from shared import registry
 from shared.db import session_scope
-from shared.model_files import fetch_model_dir
-from shared.settings import Settings
-from shared.storage import ObjectStore
+from shared.services import registry
+from shared.services.context import Services
 
 log = logging.getLogger(__name__)
 # A version that failed to load is tried again after this long, not on every poll.
@@ -36,12 +33,9 @@ class LoadedModel:
 
 
 class ModelService:
-    def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], store: ObjectStore
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.store = store
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
         self.current: LoadedModel | None = None
         self._failed: dict[str, float] = {}
         self._stop = threading.Event()
@@ -67,18 +61,18 @@ class ModelService:
 
     def poll_once(self) -> bool:
         """Load the production version if it is not the one served; True when swapped."""
-        with session_scope(self.sessions) as session:
-            row = registry.production_version(session)
-        if row is None:
+        with session_scope(self.services.sessions) as session:
+            ref = registry.production_ref(session)
+        if ref is None:
             return False
-        version, manifest_key, manifest_sha = row
+        version = ref.version
         if self.current is not None and self.current.version == version:
             return False
         failed_at = self._failed.get(version)
         if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_SECONDS:
             return False
         try:
-            loaded = self._load(version, manifest_key, manifest_sha)
+            loaded = LoadedModel(version, self.services.models.predictor(ref))
         except Exception:
             # A broken or tampered model must not take the API down: the old model keeps
             # serving, the failure is logged and counted, and the load retried later.
@@ -92,17 +86,12 @@ class ModelService:
             return False
         previous = self.current
         self.current = loaded
+        # Only the served model stays in memory: a replaced one is freed once its last
+        # batch ends (the batcher holds its own reference until then).
+        self.services.models.retain({version})
         MODEL_LOADS.labels("loaded").inc()
         if previous is not None:
             MODEL_VERSION.remove(previous.version)
         MODEL_VERSION.labels(version).set(1)
         log.info("now serving model %s", version)
         return True
-
-    def _load(self, version: str, manifest_key: str, manifest_sha: str) -> LoadedModel:
-        from shared.ner import Predictor  # torch loads with the first model, not at import
-
-        model_dir = fetch_model_dir(
-            self.store, self.settings.model_cache_dir, version, manifest_key, manifest_sha
-        )
-        return LoadedModel(version, Predictor.load(model_dir))

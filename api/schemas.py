@@ -1,14 +1,21 @@
-"""Request and response bodies (CONTRACT §4)."""
+"""Request and response bodies (CONTRACT §4): the one HTTP shape of each resource.
+
+Response models read the ORM rows directly (`from_attributes`); the training body is derived
+from the core's `TrainConfig`, the one declaration of training parameters.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-JobType = Literal["train", "predict"]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelling", "cancelled"]
+from shared.ner.config import TrainConfig
+from shared.states import JobStatus, JobType, ModelStage
+
+# Ids are uuid4 hex strings; anything longer is refused by the schema, before a lookup.
+ID = Field(min_length=1, max_length=64)
 
 
 class Entity(BaseModel):
@@ -49,6 +56,8 @@ class PredictManyResponse(BaseModel):
 
 
 class DatasetPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     name: str
     format: str
@@ -64,21 +73,18 @@ class DatasetList(BaseModel):
     total: int
 
 
-class TrainJobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrainJobCreate(TrainConfig):
+    """The datasets to train on, and every training parameter of `ner train` (TrainConfig):
+    defaults, bounds and descriptions come from that one declaration."""
 
-    dataset_id: str
-    validation_dataset_id: str | None = None
-    test_dataset_id: str | None = None
-    base_model: str | None = Field(default=None, description="Hugging Face name or directory")
-    epochs: int | None = Field(default=None, ge=1, le=1000)
-    seed: int | None = None
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
-    max_sentences: int | None = Field(default=None, ge=1)
-    patience: int | None = Field(
-        default=None, ge=1, le=1000, description="epochs without a better validation F1"
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset_id: str = ID
+    validation_dataset_id: str | None = Field(default=None, min_length=1, max_length=64)
+    test_dataset_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    def config(self) -> TrainConfig:
+        return TrainConfig.model_validate(self.model_dump(include=set(TrainConfig.model_fields)))
 
 
 class DocumentIn(BaseModel):
@@ -94,6 +100,8 @@ class PredictJobCreate(BaseModel):
 
 
 class JobPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
     id: str
     type: JobType
     status: JobStatus
@@ -101,14 +109,37 @@ class JobPublic(BaseModel):
     stage: str
     eta_seconds: float | None = None
     metrics: dict[str, Any] | None = None
+    history: dict[str, Any] | None = Field(
+        default=None,
+        description='a training\'s curves: {"loss": [{step, epoch, loss}], '
+        '"validation": [{epoch, f1, precision, recall}]}; null until training reports',
+    )
     model_version: str | None = None
     error: str | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
     dataset_id: str | None = None
-    documents: int | None = None
+    documents: int | None = Field(
+        default=None, validation_alias="document_count", description="a predict job's documents"
+    )
     params: dict[str, Any] = {}
+    attempts: int = Field(
+        default=0,
+        validation_alias="attempt",
+        description="how many times a worker started the job (more than one: a worker "
+        "died or lost its claim, and the job was taken over)",
+    )
+
+    @field_validator("progress")
+    @classmethod
+    def _round(cls, value: float) -> float:
+        return round(value, 4)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        return value or {}
 
 
 class JobList(BaseModel):
@@ -128,12 +159,14 @@ class ResultList(BaseModel):
 
 
 class ModelPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     version: str
     job_id: str | None
     base_model: str
     labels: list[str]
     metrics: dict[str, Any]
-    stage: Literal["production", "candidate", "archived"]
+    stage: ModelStage
     created_at: datetime
     promoted_at: datetime | None = None
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import sys
 
+import uvicorn
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.app import create_app
+from shared.db import make_engine, make_session_factory, session_scope
 from shared.migrate import upgrade_to_head
+from shared.services import keys
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,19 +35,55 @@ def migrate_or_exit(settings: Settings) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-def run_api(host: str = "127.0.0.1", port: int = 8000) -> None:
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def keys_configured(settings: Settings) -> bool:
+    """NER_API_KEYS, or any key ever made with `ner keys create` (revoked ones too: the
+    API keeps authentication on for them, so it is not open either)."""
+    if settings.api_key_list:
+        return True
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            return keys.any_keys(session)
+    finally:
+        engine.dispose()
+
+
+def refuse_open_listener(host: str, settings: Settings, *, insecure: bool) -> None:
+    """Exit 2 rather than serve every route, unauthenticated, to whoever can reach `host`."""
+    if is_loopback(host) or keys_configured(settings):
+        return
+    if insecure:
+        log.warning("--insecure: serving on %s with no API key; every route is open", host)
+        return
+    print(
+        f"refusing to listen on {host} with no API key configured: anyone who can reach it "
+        "could use every route.\n"
+        "  create a key:  ner keys create --name NAME --scopes admin   (or set NER_API_KEYS)\n"
+        "  or listen on 127.0.0.1, or pass --insecure to serve without authentication",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
+
+
+def run_api(host: str = "127.0.0.1", port: int = 8000, *, insecure: bool = False) -> None:
     """Run pending migrations, then serve until SIGTERM / Ctrl-C."""
-    import uvicorn
-
-    from api.app import create_app
-
     configure_logging()
     settings = get_settings()
     migrate_or_exit(settings)
+    refuse_open_listener(host, settings, insecure=insecure)
     log.info("serving the API on http://%s:%d (docs at /docs)", host, port)
+    # access_log=False: an access line is one more place a query string could carry data.
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)

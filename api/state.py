@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from celery import Celery
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from api.batching import MicroBatcher
 from api.model_service import ModelService
-from shared.settings import Settings
-from shared.storage import ObjectStore
+from shared.services.context import Services
+from shared.services.keys import KeyResolver
 
 
 @dataclass
 class AppState:
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    celery: Celery
-    models: ModelService
+    services: Services
+    serving: ModelService
     batcher: MicroBatcher
+    keys: KeyResolver

@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 import types
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +103,7 @@ def run_one(
     validation: Any,
     workdir: Path,
 ) -> dict[str, Any]:
-    settings = {**overrides, "seed": args.seed, "device": args.device}
+    settings = {**overrides, "seed": args.seed}
     if args.base_model:
         settings["base_model"] = args.base_model
     if args.epochs:
@@ -114,7 +113,14 @@ def run_one(
     config = TrainConfig(**settings)
     out = workdir / name
     start = time.perf_counter()
-    result = train(train_data, out, config, validation=validation, progress_bar=args.progress)
+    result = train(
+        train_data,
+        out,
+        config,
+        validation=validation,
+        progress_bar=args.progress,
+        device=args.device,
+    )
     seconds = time.perf_counter() - start
     # Scored as `ner evaluate` scores a saved model, once per decoding: Viterbi is a
     # decoding choice only, so every run also shows what it adds or costs.
@@ -137,7 +143,8 @@ def run_one(
         "epochs_run": len(result.history),
         "history": [{"epoch": h["epoch"], "f1": h["f1"]} for h in result.history],
         "overrides": overrides,
-        "config": asdict(config),
+        "config": config.model_dump(),
+        "device": args.device,
         "validation_scores": scores,
     }
 
@@ -167,7 +174,7 @@ def main() -> None:
     parser.add_argument("--progress", action="store_true", help="a progress bar per run")
     args = parser.parse_args()
     names = args.only or list(CONFIGS)
-    known = {f.name for f in fields(TrainConfig)}
+    known = set(TrainConfig.model_fields)
     for name in names:
         unknown = set(CONFIGS[name]) - known
         if unknown:  # a config naming a field TrainConfig does not have is a bug here

@@ -57,7 +57,7 @@ def time_one(
     tokenizer, model = _load(resolve_base_model(config.base_model), labels)
     steps: list[tuple[float, float]] = []
     evaluated = (0.0, 0.0)
-    for p in train_steps(model, tokenizer, train_part, valid_part, labels, config):
+    for p in train_steps(model, tokenizer, train_part, valid_part, labels, config, device="cpu"):
         if p.stage == "training":
             steps.append((time.perf_counter(), time.process_time()))
         if p.stage == "evaluated":
@@ -99,7 +99,7 @@ def main() -> None:
     configs = {}
     for name in names:
         overrides = {k: v for k, v in CONFIGS[name].items() if k != "epochs"}
-        configs[name] = TrainConfig(**overrides, epochs=1, device="cpu", base_model=args.base_model)
+        configs[name] = TrainConfig(**overrides, epochs=1, base_model=args.base_model)
     timings: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:

@@ -7,6 +7,7 @@
 #   scripts/services.sh stop    # stop what `start` started
 #   scripts/services.sh env     # print the NER_* variables (source-able)
 #   scripts/services.sh status  # exit 0 when all three answer
+#   scripts/services.sh pg-stop | pg-start   # take PostgreSQL away and back (fault tests)
 #
 # Ports can be overridden: NER_PG_PORT, NER_REDIS_PORT, NER_S3_PORT.
 set -euo pipefail
@@ -133,11 +134,18 @@ case "${1:-}" in
   env)
     env_lines
     ;;
+  pg-stop)
+    # Fault tests: the database goes away (fast shutdown) and comes back (pg-start).
+    as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null
+    ;;
+  pg-start)
+    start_pg >/dev/null
+    ;;
   status)
     pg_up && redis_up && s3_up
     ;;
   *)
-    echo "usage: $0 start|stop|env|status" >&2
+    echo "usage: $0 start|stop|env|status|pg-stop|pg-start" >&2
     exit 2
     ;;
 esac

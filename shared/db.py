@@ -10,13 +10,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -33,6 +36,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from shared.states import JobStatus, JobType, ModelStage
+
 # Constraint names fixed by convention, so Alembic migrations name them the same way on
 # every database.
 NAMING_CONVENTION = {
@@ -43,10 +48,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-JOB_TYPES = ("train", "predict")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelling", "cancelled")
-FINISHED_STATUSES = ("succeeded", "failed", "cancelled")
-MODEL_STAGES = ("production", "candidate", "archived")
+
+StrEnumT = TypeVar("StrEnumT", bound=StrEnum)
 
 
 def utcnow() -> datetime:
@@ -69,9 +72,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+def _enum_column(enum: type[StrEnumT]) -> Enum:
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        # Stored as their values in plain VARCHAR columns (no database enum type to migrate).
+        JobType: _enum_column(JobType),
+        JobStatus: _enum_column(JobStatus),
+        ModelStage: _enum_column(ModelStage),
+    }
 
 
 class Dataset(Base):
@@ -92,15 +111,24 @@ class Dataset(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_type_status", "type", "status"),)
+    __table_args__ = (
+        Index("ix_jobs_type_status", "type", "status"),
+        # Migration 0004 also adds a trigger: a final status never changes again.
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'cancelling', 'cancelled')",
+            name="status_known",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    type: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    type: Mapped[JobType] = mapped_column()
+    status: Mapped[JobStatus] = mapped_column(default=JobStatus.queued, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str] = mapped_column(String(64), default="queued")
     eta_seconds: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A training's curves: {"loss": [{step, epoch, loss}], "validation": [{epoch, f1, ...}]}.
+    history: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     # For a training job: the version it produced; for a predict job: the version used.
     model_version: Mapped[str | None] = mapped_column(String(64))
@@ -112,6 +140,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     # Written with every progress update: a running job with an old heartbeat lost its worker.
     heartbeat_at: Mapped[datetime | None] = mapped_column()
+    # Bumped by each claim: the fencing token a worker's writes carry, and the count of
+    # deliveries (a job that keeps killing its workers fails after `max_job_attempts`).
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class JobDocument(Base):
@@ -136,6 +167,24 @@ class JobResult(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OutboxMessage(Base):
+    """The intent to send a job's task message, committed in the same transaction as the
+    job (a transactional outbox): sent after the commit, and again by the sweeper while the
+    job waits, so a crash between commit and send or a broker that lost its messages never
+    leaves a job queued for ever. One row per job."""
+
+    __tablename__ = "outbox"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None: not handed to the broker since the intent was (re)written.
+    sent_at: Mapped[datetime | None] = mapped_column()
+    send_count: Mapped[int] = mapped_column(Integer, default=0)
+    # When the sweeper may send it (again): a grace period after the commit, then a backoff.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class Model(Base):
     __tablename__ = "models"
     __table_args__ = (
@@ -155,7 +204,7 @@ class Model(Base):
     base_model: Mapped[str] = mapped_column(String(512))
     labels: Mapped[list[str]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
-    stage: Mapped[str] = mapped_column(String(16), default="candidate")
+    stage: Mapped[ModelStage] = mapped_column(default=ModelStage.candidate)
     # Object key of the sha256 manifest of the model's files, and the manifest's own
     # sha256, so a changed manifest is caught as well as a changed file.
     manifest_key: Mapped[str] = mapped_column(String(512))
@@ -167,7 +216,28 @@ class Model(Base):
     promoted_at: Mapped[datetime | None] = mapped_column()
 
 
+class ApiKey(Base):
+    """An API key, held as the SHA-256 of its token (shared/services/keys.py says why that
+    is enough): the token itself is shown once, by `ner keys create`, and stored nowhere."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    # The token's first characters, not secret: shown by `ner keys list` so a key can be
+    # recognised, and the index a presented token is looked up by.
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
 def make_engine(database_url: str) -> Engine:
+    # hide_parameters: a database error's message carries its statement's bound values
+    # (document texts, dataset rows, key hashes) into every log line and traceback that
+    # prints it; with this the statement is shown, the values are not.
     if database_url.startswith("sqlite"):
         path = make_url(database_url).database
         if path and path != ":memory:":
@@ -175,7 +245,9 @@ def make_engine(database_url: str) -> Engine:
         # The API and the worker process share one SQLite file: WAL lets readers go on
         # while a writer commits, and the busy timeout makes writers wait, not fail.
         engine = create_engine(
-            database_url, connect_args={"check_same_thread": False, "timeout": 30}
+            database_url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -187,7 +259,9 @@ def make_engine(database_url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        database_url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

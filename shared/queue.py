@@ -4,6 +4,8 @@ torch."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from shared.settings import Settings
@@ -13,6 +15,7 @@ PREDICT_BULK_TASK = "ner.predict_bulk"
 TRAINING_QUEUE = "training"
 INFERENCE_QUEUE = "inference"
 QUEUE_OF_TASK = {TRAIN_TASK: TRAINING_QUEUE, PREDICT_BULK_TASK: INFERENCE_QUEUE}
+TASK_OF_JOB_TYPE = {"train": TRAIN_TASK, "predict": PREDICT_BULK_TASK}
 
 
 def broker_transport_options(settings: Settings) -> dict[str, object]:
@@ -36,8 +39,15 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
 
 
 def make_celery(settings: Settings, name: str = "ner") -> Celery:
-    app = Celery(name, broker=settings.broker_url, set_as_current=False)
-    app.conf.update(
+    """A Celery app that sends (the API) or runs (worker.app) the tasks, from settings."""
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return dict(
+        broker_url=settings.broker_url,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         # Job state lives in the jobs table; no result backend.
@@ -60,15 +70,16 @@ def make_celery(settings: Settings, name: str = "ner") -> Celery:
         # The API must not hang on a broker that is down; it answers 503 instead.
         broker_connection_timeout=5,
     )
-    return app
 
 
-def enqueue(app: Celery, task_name: str, job_id: str) -> None:
-    """Send a task by name with the job id only (called after the job row is committed)."""
+def send_task(app: Celery, task_name: str, job_id: str) -> None:
+    """Send a task by name with the job id only. Called by the outbox after the job's row
+    is committed (shared/services/outbox.py), never directly by a route or a task."""
     app.send_task(
         task_name,
         args=[job_id],
         queue=QUEUE_OF_TASK[task_name],
         retry=True,
-        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        # A broker that is down is the outbox sweeper's to retry: do not hold a request long.
+        retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
     )

@@ -26,8 +26,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     # None: the core's default (the packaged MiniLM).
     base_model: str | None = None
-    # Comma-separated; empty means no authentication.
+    # Comma-separated quick-start keys, each with every scope. Keys made with
+    # `ner keys create` live in the database as hashes; with neither, no authentication.
     api_keys: str = ""
+    # How long the API trusts what it learnt about a key: a revoked key stops working
+    # within this many seconds.
+    api_key_cache_seconds: float = Field(default=5.0, gt=0, le=300)
 
     # Caller limits: larger requests get a 413.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
@@ -47,9 +51,22 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(default=2.0, gt=0)
     cancel_check_seconds: float = Field(default=1.0, gt=0)
     bulk_chunk_size: int = Field(default=64, gt=0)
+    # A training job saves its state to the object store at the end of every epoch and at
+    # least this often within one; a new attempt resumes from it.
+    checkpoint_seconds: float = Field(default=300.0, gt=0)
     # A running job whose heartbeat is older than this is taken as orphaned (its worker
-    # died) and is re-queued when a worker starts.
-    stale_job_seconds: float = Field(default=120.0, gt=0)
+    # died) and re-queued by the sweeper; the heartbeat is written every few seconds.
+    stale_job_seconds: float = Field(default=20.0, gt=0)
+    # A job whose worker died this many times (each claim is an attempt) ends failed.
+    max_job_attempts: int = Field(default=5, ge=1, le=100)
+    # The outbox: an intent is left to the after-commit send for this long before the
+    # sweeper may send it; a job still queued is re-sent after this, doubling each time.
+    outbox_grace_seconds: float = Field(default=10.0, ge=0)
+    outbox_resend_seconds: float = Field(default=60.0, gt=0)
+    # How often each worker sweeps the outbox and looks for jobs that lost their worker.
+    sweep_seconds: float = Field(default=5.0, gt=0)
+    # Loaded models a process keeps in memory (the API: the one it serves and the next).
+    model_cache_size: int = Field(default=2, ge=1, le=16)
     # Redis redelivers an unacknowledged task after this many seconds: it must exceed
     # the longest job, or a running training is handed to a second worker.
     broker_visibility_timeout: int = Field(default=24 * 3600, gt=0)

@@ -1,1 +1,2 @@
-"""Celery worker: the app, thin task functions over the NER core, and the entry point."""
+"""Celery worker: the app factory with its thin tasks (worker.app) and the entry point
+(worker.main). The work itself is the service layer's (shared.services)."""

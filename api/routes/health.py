@@ -1,4 +1,4 @@
-"""Liveness and readiness (no API key needed)."""
+"""Liveness and readiness (no API key needed; an admin key sees /readyz's details)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import StateDep
-from api.state import AppState
+from api.deps import StateDep, is_admin
+from shared.services.context import Services
 
 router = APIRouter(tags=["health"])
 
@@ -29,15 +29,20 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "a dependency does not answer"}})
-def readyz(state: StateDep) -> Any:
-    """Database, broker and object store all answer."""
+def readyz(state: StateDep, request: Request) -> Any:
+    """Database, broker and object store all answer. Anyone learns up or down; an admin key
+    (or no keys configured) also gets each dependency's answer and the served model."""
     checks = {
-        "database": _check(lambda: _ping_database(state)),
-        "broker": _check(lambda: _ping_broker(state)),
-        "object_store": _check(state.store.ping),
+        "database": _check(lambda: _ping_database(state.services)),
+        "broker": _check(lambda: _ping_broker(state.services)),
+        "object_store": _check(state.services.store.ping),
     }
     ready = all(v == "ok" for v in checks.values())
-    model = state.models.current
+    if not is_admin(request):
+        # Error texts name hosts, ports and versions: nothing for an anonymous caller.
+        status = "ready" if ready else "unavailable"
+        return JSONResponse({"status": status}, status_code=200 if ready else 503)
+    model = state.serving.current
     body = {
         "status": "ready" if ready else "unavailable",
         "checks": checks,
@@ -48,13 +53,13 @@ def readyz(state: StateDep) -> Any:
     return body
 
 
-def _ping_database(state: AppState) -> None:
-    with state.engine.connect() as conn:
+def _ping_database(services: Services) -> None:
+    with services.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def _ping_broker(state: AppState) -> None:
-    with state.celery.connection_for_write() as conn:
+def _ping_broker(services: Services) -> None:
+    with services.celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=3)
 
 

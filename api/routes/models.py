@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from api.deps import SessionDep
-from api.errors import NotFound
+from api.deps import ServicesDep, SessionDep, requires
 from api.schemas import ModelList, ModelPublic
-from shared import registry
+from shared.db import Model
+from shared.services import registry
+from shared.states import Scope
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -16,25 +17,31 @@ router = APIRouter(prefix="/models", tags=["models"])
 def list_models(
     session: SessionDep,
     limit: int = Query(100, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> dict:
     """Every registered version, newest first."""
     items, total = registry.list_models(session, limit, offset)
-    return {"items": [registry.model_public(m) for m in items], "total": total}
+    return {"items": items, "total": total}
 
 
 @router.get("/{version}", response_model=ModelPublic)
-def get_model(version: str, session: SessionDep) -> dict:
+def get_model(version: str, session: SessionDep) -> Model:
     """One version with its metrics and stage."""
-    model = registry.get_model(session, version)
-    if model is None:
-        raise NotFound(f"model {version} not found")
-    return registry.model_public(model)
+    return registry.get_model(session, version)
 
 
-@router.post("/{version}/promote", response_model=ModelPublic)
-def promote_model(version: str, session: SessionDep) -> dict:
+@router.get(
+    "/{version}/evaluation",
+    responses={200: {"description": "shared/ner/analysis.py `Analysis`", "model": dict}},
+)
+def get_model_evaluation(version: str, session: SessionDep, services: ServicesDep) -> Response:
+    """The error analysis of a version on its test data: per-type scores, confusion matrix
+    with missed/spurious, error counts by kind, example sentences."""
+    body = registry.evaluation_json(session, services.store, version)
+    return Response(body, media_type="application/json")
+
+
+@router.post("/{version}/promote", response_model=ModelPublic, dependencies=[requires(Scope.admin)])
+def promote_model(version: str, session: SessionDep) -> Model:
     """Put a version in production; /predict serves it within seconds, with no restart."""
-    if registry.get_model(session, version) is None:
-        raise NotFound(f"model {version} not found")
-    return registry.model_public(registry.promote(session, version))
+    return registry.promote(session, version)

@@ -7,8 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import SessionDep
 from api.metrics import JOBS
-from shared import jobs
-from shared.db import JOB_STATUSES, JOB_TYPES
+from shared.services import jobs
+from shared.states import JobStatus, JobType
 
 router = APIRouter(tags=["monitoring"])
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["monitoring"])
 def metrics(session: SessionDep) -> Response:
     """Request counts and latencies, jobs by status, /predict batch sizes."""
     counts = jobs.count_by_status(session)
-    for job_type in JOB_TYPES:
-        for status in JOB_STATUSES:
-            JOBS.labels(job_type, status).set(counts.get((job_type, status), 0))
+    for job_type in JobType:
+        for status in JobStatus:
+            JOBS.labels(job_type.value, status.value).set(counts.get((job_type, status), 0))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.batching import NoModelError
-from api.deps import StateDep
-from api.errors import NO_MODEL_DETAIL, PayloadTooLarge, ServiceUnavailable
+from api.deps import SettingsDep, StateDep
 from api.schemas import PredictManyResponse, PredictOneResponse, PredictRequest
+from shared.errors import TooLarge
 
 router = APIRouter(tags=["predict"])
 
@@ -18,25 +17,21 @@ router = APIRouter(tags=["predict"])
     responses={413: {"description": "a text or the list is over the limit"}, 503: {}},
 )
 async def predict(
-    body: PredictRequest, state: StateDep
+    body: PredictRequest, state: StateDep, settings: SettingsDep
 ) -> PredictOneResponse | PredictManyResponse:
     """Tag one `text` or a list of `texts` with the production model."""
-    settings = state.settings
     texts = [body.text] if body.text is not None else list(body.texts or [])
     if len(texts) > settings.max_texts_per_request:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"{len(texts)} texts in one request; the limit is {settings.max_texts_per_request} "
             "(use POST /jobs/predict for bulk work)"
         )
     for i, text in enumerate(texts):
         if len(text) > settings.max_text_chars:
-            raise PayloadTooLarge(
+            raise TooLarge(
                 f"text {i} has {len(text)} characters; the limit is {settings.max_text_chars}"
             )
-    try:
-        version, results = await state.batcher.predict(texts)
-    except NoModelError:
-        raise ServiceUnavailable(NO_MODEL_DETAIL) from None
+    version, results = await state.batcher.predict(texts)
     if body.text is not None:
         return PredictOneResponse.model_validate({"model_version": version, "entities": results[0]})
     return PredictManyResponse.model_validate(

@@ -12,8 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .analysis import Analysis, analyse_tags
+    from .config import TrainConfig
     from .documents import Document, parse_documents
-    from .evaluation import evaluate, score
+    from .evaluation import analyse, evaluate, score
     from .formats import (
         Dataset,
         Sentence,
@@ -24,11 +26,15 @@ if TYPE_CHECKING:
     )
     from .inference import Predictor
     from .problems import DatasetError, Problem, format_problems
-    from .training import Progress, TrainConfig, TrainingCancelled, TrainResult, train
+    from .splits import Splits, plan_splits
+    from .training import Progress, TrainingCancelled, TrainResult, train
 
 _WHERE = {
     "Document": "documents",
     "parse_documents": "documents",
+    "Analysis": "analysis",
+    "analyse_tags": "analysis",
+    "analyse": "evaluation",
     "evaluate": "evaluation",
     "score": "evaluation",
     "Dataset": "formats",
@@ -42,13 +48,16 @@ _WHERE = {
     "Problem": "problems",
     "format_problems": "problems",
     "Progress": "training",
-    "TrainConfig": "training",
+    "TrainConfig": "config",
+    "Splits": "splits",
+    "plan_splits": "splits",
     "TrainingCancelled": "training",
     "TrainResult": "training",
     "train": "training",
 }
 
 __all__ = [
+    "Analysis",
     "Dataset",
     "DatasetError",
     "Document",
@@ -56,14 +65,18 @@ __all__ = [
     "Problem",
     "Progress",
     "Sentence",
+    "Splits",
     "TrainConfig",
     "TrainResult",
     "TrainingCancelled",
+    "analyse",
+    "analyse_tags",
     "detect_format",
     "evaluate",
     "format_problems",
     "parse_dataset",
     "parse_documents",
+    "plan_splits",
     "read_dataset",
     "score",
     "split_dataset",

@@ -21,6 +21,7 @@ from seqeval.metrics import (
 )
 from seqeval.scheme import IOB2
 
+from .analysis import Analysis, analyse_sentences
 from .context import document_runs, join_run
 from .formats import Dataset, Sentence
 from .inference import Predictor
@@ -90,10 +91,17 @@ def _predict_packed(
 
 
 def evaluate_chunks(
-    predictor: Predictor, dataset: Dataset, chunk_size: int = 256, batch_size: int = 64
+    predictor: Predictor,
+    dataset: Dataset,
+    chunk_size: int = 256,
+    batch_size: int = 64,
+    *,
+    analysis: bool = False,
 ) -> Iterator[dict[str, Any] | None]:
     """Evaluate `chunk_size` sentences at a time: yields None after each chunk (so a
-    caller can report progress or stop), then the scores."""
+    caller can report progress or stop), then the scores. With `analysis`, the scores
+    carry the error analysis (`analysis.analyse_tags`) under "analysis", from the same
+    predictions."""
     start = time.perf_counter()
     sentences = dataset.sentences
     predicted: list[list[str]] = []
@@ -102,11 +110,23 @@ def evaluate_chunks(
         yield None
     result = score([s.tags for s in sentences], predicted)
     result["seconds"] = round(time.perf_counter() - start, 2)
+    if analysis:
+        result["analysis"] = analyse_sentences(sentences, predicted)
     yield result
 
 
-def evaluate(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> dict[str, Any]:
-    """Scores of `predictor` on a labelled dataset (the `ner evaluate` JSON)."""
-    *_, result = evaluate_chunks(predictor, dataset, max(1, len(dataset)), batch_size)
+def evaluate(
+    predictor: Predictor, dataset: Dataset, batch_size: int = 64, *, analysis: bool = False
+) -> dict[str, Any]:
+    """Scores of `predictor` on a labelled dataset (the `ner evaluate` JSON); with
+    `analysis`, the error analysis too, under "analysis"."""
+    *_, result = evaluate_chunks(
+        predictor, dataset, max(1, len(dataset)), batch_size, analysis=analysis
+    )
     assert result is not None
     return result
+
+
+def analyse(predictor: Predictor, dataset: Dataset, batch_size: int = 64) -> Analysis:
+    """The error analysis of `predictor` on a labelled dataset (`analysis.Analysis`)."""
+    return evaluate(predictor, dataset, batch_size, analysis=True)["analysis"]

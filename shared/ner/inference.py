@@ -25,6 +25,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
 from .casing import token_type_ids, uses_casing
+from .config import DEFAULT_STRIDE
 from .context import NO_CONTEXT, Context, document_contexts, subtoken_counter
 from .decoding import Decoder
 from .encoding import WindowEncoder
@@ -39,7 +40,6 @@ Entity = dict[str, Any]
 Words = Sequence[tuple[int, int]]
 
 DEFAULT_MAX_LENGTH = 512
-DEFAULT_STRIDE = 128
 # Viterbi needs no training, so it applies to models saved before `ner_decoding` existed.
 DEFAULT_DECODING = "viterbi"
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,15 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .basemodel import resolve_base_model
 from .casing import enable_casing, token_type_ids, uses_casing
+from .checkpoint import (
+    is_checkpoint,
+    load_checkpoint,
+    optimizer_state,
+    optimizer_tensors,
+    prefixed,
+    save_checkpoint,
+)
+from .config import TrainConfig
 from .context import (
     CONTEXT_MODES,
     NO_CONTEXT,
@@ -46,40 +55,17 @@ from .context import (
 from .decoding import DECODINGS
 from .encoding import IGNORE, WindowEncoder
 from .evaluation import evaluate_chunks
-from .formats import Dataset, split_dataset
-from .inference import DEFAULT_STRIDE, Predictor, window_length
+from .formats import Dataset
+from .inference import Predictor, window_length
 from .labels import continuation_ids, label_list
 from .runtime import autocast, pick_device, use_bf16
+from .splits import plan_splits
 
 EVAL_CHUNK = 256  # sentences evaluated between two progress reports
 
 
 class TrainingCancelled(Exception):
     """Raised by a progress callback to stop training; the output directory is removed."""
-
-
-@dataclass
-class TrainConfig:
-    base_model: str | None = None  # name or directory; None: the packaged MiniLM
-    epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    patience: int = 2  # epochs without a better validation F1 before stopping
-    seed: int = 42
-    max_sentences: int | None = None  # cap on training sentences (quick runs)
-    max_length: int | None = None  # window size in sub-tokens; None: the encoder's, ≤ 512
-    stride: int = DEFAULT_STRIDE
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast)
-    device: str = "auto"
-    # Accuracy features (docs/benchmarks.md has the ablation behind each default):
-    casing: bool = True  # word shapes (lower/Title/UPPER...) as token types: capitals for uncased
-    context_length: int = 0  # window sub-tokens filled with the document's nearby sentences; 0: off
-    context_mode: str = "around"  # around: a window per sentence | packed: documents cut in windows
-    decoding: str = "viterbi"  # viterbi (BIO-constrained) | argmax: how word labels are picked
-    layer_decay: float = 1.0  # learning-rate factor per layer below the top; 1: no layer decay
 
 
 @dataclass
@@ -102,6 +88,8 @@ class TrainResult:
     metrics: dict[str, Any]  # on the test split
     validation_metrics: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Which data `metrics` were computed on: "test", "validation" or "split" (plan_splits).
+    test_source: str = "split"
 
 
 Callback = Callable[[Progress], None]
@@ -259,16 +247,27 @@ def train_steps(
     labels: list[str],
     config: TrainConfig,
     test: Dataset | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    checkpoint: Callable[[dict[str, torch.Tensor], dict[str, Any]], None] | None = None,
+    checkpoint_seconds: float = 300.0,
+    resume: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
 ) -> Iterator[Progress]:
     """Train in place, yielding progress; leaves the best-on-validation weights in `model`.
+
+    `checkpoint(tensors, meta)` is handed the whole training state at the end of every epoch
+    and every `checkpoint_seconds` within one; `resume` (a state it was handed) carries on
+    from there: same weights, optimizer, schedule, position in the epoch's batches and
+    early-stopping record.
 
     Yields a `Progress` after every step and every evaluated chunk; the one whose stage
     is "evaluated" carries the epoch's validation metrics, and "tested" (the last, when
     `test` is given) the test metrics of the kept weights."""
-    device = pick_device(config.device)
-    bf16 = use_bf16(device, config.precision)
+    torch_device = pick_device(device)
+    bf16 = use_bf16(torch_device, precision)
     prepare_model(model, config)
-    model.to(device)
+    model.to(torch_device)
     max_length = config.max_length or window_length(model, tokenizer)
     encoder = WindowEncoder(tokenizer, max_length, config.stride)
     features = _features(encoder, tokenizer, train_data, labels, config, uses_casing(model))
@@ -301,8 +300,8 @@ def train_steps(
     predictor = Predictor(
         model,
         tokenizer,
-        device=str(device),
-        precision=config.precision,
+        device=str(torch_device),
+        precision=precision,
         # A packed-context model predicts in the windows it was trained in (as it will
         # when loaded: `Predictor` reads the length from config.json).
         max_length=config.context_length if packed_context(config) else max_length,
@@ -311,7 +310,45 @@ def train_steps(
     best_f1, best_state, stale = -1.0, None, 0
     done = 0.0
     step = 0
+    first_epoch, skip_batches = 1, 0
+    if resume is not None:
+        tensors, meta = resume
+        model.load_state_dict(prefixed(tensors, "model."))
+        optimizer.load_state_dict(optimizer_state(tensors, meta["optimizer"]))
+        scheduler.load_state_dict(meta["scheduler"])
+        best_state = prefixed(tensors, "best.") or None
+        best_f1, stale, done, step = meta["best_f1"], meta["stale"], meta["done"], meta["step"]
+        first_epoch, skip_batches = meta["epoch"], meta["batches_done"]
+        generator.set_state(tensors["rng.sampler"])
+        resume_rng = tensors["rng.torch"]
+        if skip_batches == 0:
+            # Saved between epochs: the next epoch's loader draws its seed from this state.
+            torch.set_rng_state(resume_rng)
     start = time.perf_counter()
+    last_checkpoint = time.monotonic()
+
+    def save(epoch: int, batches_done: int, sampler_rng: torch.Tensor) -> None:
+        nonlocal last_checkpoint
+        if checkpoint is None:
+            return
+        opt_tensors, opt_meta = optimizer_tensors(optimizer.state_dict())
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+        tensors.update(opt_tensors)
+        tensors["rng.sampler"] = sampler_rng
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "step": step,
+            "done": done,
+            "best_f1": best_f1,
+            "stale": stale,
+            "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict(),
+        }
+        checkpoint(tensors, meta)
+        last_checkpoint = time.monotonic()
 
     def progress(stage: str, epoch: int, **extra: Any) -> Progress:
         elapsed = time.perf_counter() - start
@@ -332,7 +369,8 @@ def train_steps(
     def evaluation(stage: str, dataset: Dataset, epoch: int) -> Iterator[Progress]:
         nonlocal done
         remaining = len(dataset)
-        for result in evaluate_chunks(predictor, dataset, chunk):
+        # The test run also keeps the error analysis (evaluation.json, see `train`).
+        for result in evaluate_chunks(predictor, dataset, chunk, analysis=stage == "testing"):
             if result is None:
                 done += eval_units(min(chunk, remaining))
                 remaining -= chunk
@@ -340,12 +378,23 @@ def train_steps(
             else:
                 yield progress(stage + "-done", epoch, metrics=result)
 
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
+    epoch = first_epoch - 1
+    for epoch in range(first_epoch, config.epochs + 1):
+        if stale >= config.patience:
+            break  # resumed after the epoch that stopped the run
         model.train()
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast(device, bf16):
+        # The sampler draws the epoch's order from `generator` when the loader starts: its
+        # state here is what a checkpoint needs to find the same batches again.
+        sampler_rng = generator.get_state()
+        for index, batch in enumerate(loader):
+            if epoch == first_epoch and index < skip_batches:
+                continue  # done before the checkpoint this run resumed from
+            if epoch == first_epoch and index == skip_batches > 0:
+                # Saved mid-epoch, after the loader had drawn its seed: dropout goes on from
+                # exactly where it was.
+                torch.set_rng_state(resume_rng)
+            batch = {k: v.to(torch_device) for k, v in batch.items()}
+            with autocast(torch_device, bf16):
                 loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -355,6 +404,8 @@ def train_steps(
             done += 1
             step += 1
             yield progress("training", epoch, loss=loss.item())
+            if checkpoint is not None and time.monotonic() - last_checkpoint >= checkpoint_seconds:
+                save(epoch, index + 1, sampler_rng)
         model.eval()
         metrics: dict[str, Any] = {}
         for p in evaluation("evaluating", validation, epoch):
@@ -368,6 +419,7 @@ def train_steps(
         if metrics["f1"] >= best_f1:
             best_f1 = metrics["f1"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        save(epoch + 1, 0, generator.get_state())
         if stale >= config.patience:
             break
     if best_state is not None:
@@ -390,14 +442,23 @@ def train(
     test: Dataset | None = None,
     callback: Callback | None = None,
     progress_bar: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_seconds: float = 300.0,
+    on_checkpoint: Callable[[Path], None] | None = None,
 ) -> TrainResult:
     """Fine-tune on `train_data` and save the model to `out_dir`.
 
-    Without `validation` and `test`, the training data is split 80/10/10 with the
-    seed. With validation alone, metrics are reported on it; with test alone, 10% of
-    the training data is held out for early stopping.
+    Which data is learnt from, stopped on and reported on is `plan_splits`'s decision.
+    `device` (auto, cpu, cuda…) and `precision` (auto, fp32, bf16) say where it runs.
     A `callback` receives a `Progress` after every step; raising `TrainingCancelled`
     from it stops training and removes what was written.
+
+    With `checkpoint_dir`, the training state is written there at the end of every epoch
+    and every `checkpoint_seconds` (then `on_checkpoint(checkpoint_dir)` is called, e.g. to
+    upload it), and a checkpoint already there is resumed from: same data, config and seed
+    give the run that was interrupted.
     """
     config = config or TrainConfig()
     began = time.perf_counter()
@@ -405,14 +466,8 @@ def train(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty")
-    if validation is None and test is None:
-        train_data, validation, test = split_dataset(train_data, config.seed)
-    elif test is None:
-        test = validation  # scores are then reported on the validation data
-    elif validation is None:
-        # Early stopping must not look at the test data: hold out 10% of training.
-        train_data, validation, _ = split_dataset(train_data, config.seed, (0.9, 0.1, 0.0))
-    assert validation is not None and test is not None
+    splits = plan_splits(train_data, validation, test, config.seed)
+    train_data, validation, test = splits.train, splits.validation, splits.test
     if config.max_sentences:
         train_data = train_data.subset(train_data.sentences[: config.max_sentences], "")
     if not train_data.sentences:
@@ -441,7 +496,35 @@ def train(
         history: list[dict[str, Any]] = []
         last_report = 0.0
         metrics: dict[str, Any] = {}
-        steps = train_steps(model, tokenizer, train_data, validation, labels, config, test)
+        analysis: dict[str, Any] | None = None
+        resume = None
+        checkpoint = None
+        if checkpoint_dir is not None:
+            folder = Path(checkpoint_dir)
+            if is_checkpoint(folder):
+                resume = load_checkpoint(folder)
+                history = list(resume[1].get("history", []))
+                report(Progress("resuming", 0.0, epoch=resume[1]["epoch"]))
+
+            def checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+                save_checkpoint(folder, tensors, {**meta, "history": history})
+                if on_checkpoint is not None:
+                    on_checkpoint(folder)
+
+        steps = train_steps(
+            model,
+            tokenizer,
+            train_data,
+            validation,
+            labels,
+            config,
+            test,
+            device=device,
+            precision=precision,
+            checkpoint=checkpoint,
+            checkpoint_seconds=checkpoint_seconds,
+            resume=resume,
+        )
         for p in steps:
             bar.n = round(p.fraction * 100, 1)
             if p.loss is not None:
@@ -450,6 +533,8 @@ def train(
                 history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
                 bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
             if p.stage == "tested" and p.metrics is not None:
+                # Popped before the callback sees it: the job row keeps only the scores.
+                analysis = p.metrics.pop("analysis", None)
                 metrics = p.metrics
             bar.refresh()
             now = time.perf_counter()
@@ -463,8 +548,12 @@ def train(
         model.save_pretrained(partial)  # safetensors by default; no pickle
         tokenizer.save_pretrained(partial)
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        if analysis is not None:  # the errors on the scored data, `analysis.Analysis`
+            (partial / "evaluation.json").write_text(json.dumps(analysis) + "\n")
         info = {
-            "arguments": asdict(config),
+            "arguments": config.model_dump(),
+            "runtime": {"device": device, "precision": precision},
+            "test_source": splits.test_source,
             "base_model": base,
             "labels": labels,
             "data": {
@@ -491,4 +580,4 @@ def train(
     except TrainingCancelled:
         shutil.rmtree(out, ignore_errors=True)
         raise
-    return TrainResult(out, metrics, validation_metrics, history)
+    return TrainResult(out, metrics, validation_metrics, history, splits.test_source)

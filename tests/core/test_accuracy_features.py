@@ -359,8 +359,10 @@ def test_training_refuses_bad_feature_values(
     tiny_base: Path, tmp_path: Path, field: str, value: object
 ) -> None:
     data = parse_dataset("text,labels\nAngela visited Paris .,B-PER O B-LOC O\n", "csv")
-    config = TrainConfig(base_model=str(tiny_base), **{field: value})  # type: ignore[arg-type]
+    # Refused when the config is built (the CLI's and the API's validation) or, for what
+    # its bounds let through, when training starts: either way before anything is written.
     with pytest.raises(ValueError, match=field):
+        config = TrainConfig(base_model=str(tiny_base), **{field: value})  # type: ignore[arg-type]
         train(data, tmp_path / "m", config, validation=data, test=data)
     assert not (tmp_path / "m").exists()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.cli import main
+from cli.main import main
 from tests.core.conftest import Trained, make_dataset
 from tests.core.data import SENTENCES, conll_text, csv_text
 
@@ -121,7 +121,7 @@ def test_a_real_process_exits_2_without_traceback(write, tmp_path: Path) -> None
     bad = write("bad.conll", "Angela B-PER\nMerkel E-PER\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     script = Path(sys.executable).with_name("ner")  # the installed console script
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "cli"]
     done = subprocess.run(
         [*command, "train", "--train", str(bad), "--out", str(tmp_path / "m")],
         capture_output=True,
@@ -256,3 +256,64 @@ def test_predict_jsonl_from_stdin(capsys, monkeypatch, trained: Trained) -> None
     assert [e["text"] for e in lines[0]["entities"]] == ["Angela Merkel", "Paris"]
     assert [e["text"] for e in lines[1]["entities"]] == ["Oslo"]
     assert lines[2]["entities"] == []
+
+
+def relabelled_jsonl() -> str:
+    """The 20 training sentences, with the first sentence's entities all called MISC: the
+    overfit model gets exactly those wrong (wrong type), and nothing else."""
+    lines = []
+    for i, s in enumerate(make_dataset().sentences):
+        entities = [[e["start"], e["end"], "MISC" if i == 0 else e["label"]] for e in s.entities()]
+        lines.append(json.dumps({"text": s.text, "entities": entities}) + "\n")
+    return "".join(lines)
+
+
+def test_evaluate_writes_the_error_report_and_json(
+    capsys, write, tmp_path: Path, trained: Trained
+) -> None:
+    data = write("eval.jsonl", relabelled_jsonl())
+    first = make_dataset().sentences[0]
+    report, analysis_path = tmp_path / "report.html", tmp_path / "errors.json"
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained.model_dir),
+        "--data",
+        str(data),
+        "--errors",
+        str(report),
+        "--json",
+        str(analysis_path),
+    )
+    assert code == 0, err
+    assert set(json.loads(out)) == CONTRACT_KEYS  # stdout is unchanged by the flags
+    analysis = json.loads(analysis_path.read_text())
+    n_first = len(first.entities())
+    assert analysis["totals"]["wrong_type"] == n_first
+    assert analysis["per_type"]["MISC"]["errors"]["wrong_type"] == n_first
+    assert {e["sentence"] for e in analysis["examples"]} == {0}
+    assert analysis["examples"][0]["text"] == first.text
+    page = report.read_text()
+    assert page.startswith("<!doctype html>")
+    assert "renderAnalysis(" in page and first.text in page
+    assert "src=" not in page and "href=" not in page  # nothing loaded from elsewhere
+
+
+def test_evaluate_refuses_a_report_in_a_missing_directory(
+    capsys, write, tmp_path: Path, trained: Trained
+) -> None:
+    data = write("eval.jsonl", relabelled_jsonl())
+    missing = tmp_path / "nowhere" / "report.html"
+    code, _, err = run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(trained.model_dir),
+        "--data",
+        str(data),
+        "--errors",
+        str(missing),
+    )
+    assert code == 2
+    assert "does not exist" in err and "Traceback" not in err

@@ -283,3 +283,14 @@ def test_training_data_without_entities_is_refused(tiny_base: Path, tmp_path: Pa
             test=data,
         )
     assert not (tmp_path / "model").exists()
+
+
+def test_the_saved_directory_holds_the_error_analysis_of_the_test_data(trained: Trained) -> None:
+    analysis = json.loads((trained.model_dir / "evaluation.json").read_text())
+    metrics = trained.result.metrics
+    assert analysis["sentences"] == metrics["sentences"] == 20
+    assert analysis["totals"]["gold"] == sum(v["support"] for v in metrics["per_type"].values())
+    assert analysis["totals"]["correct"] == analysis["totals"]["gold"]  # overfit: F1 1.0
+    assert analysis["examples"] == []
+    assert "analysis" not in metrics  # the scores stay small; the analysis has its own file
+    assert all("analysis" not in (p.metrics or {}) for p in trained.progress)

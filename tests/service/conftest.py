@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,8 +20,8 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from shared.db import make_engine, make_session_factory
 from shared.migrate import upgrade_to_head
+from shared.services.context import Services
 from shared.settings import Settings
 from shared.storage import S3Store, make_store
 from tests.service.data import csv_text, vocabulary
@@ -62,7 +63,8 @@ def database_url(services: dict[str, str]) -> Iterator[str]:
     """A fresh database for each test module, migrated with `alembic upgrade head`."""
     admin_url = make_url(services["NER_DATABASE_URL"])
     name = f"ner_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # pre_ping: the fault tests restart PostgreSQL under this pool.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.set(database=name).render_as_string(hide_password=False)
@@ -114,10 +116,16 @@ def service_settings(
 
 
 @pytest.fixture(scope="module")
-def sessions(service_settings: Settings):
-    engine = make_engine(service_settings.database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+def svc(service_settings: Settings) -> Iterator[Services]:
+    """The service layer's resources, as the API and the worker build them."""
+    built = Services.from_settings(service_settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def sessions(svc: Services):
+    return svc.sessions
 
 
 @pytest.fixture(scope="session")
@@ -235,13 +243,9 @@ def wait_job(client: httpx.Client, job_id: str, statuses: set[str], timeout: flo
     raise AssertionError(f"job {job_id} not {statuses} after {timeout}s: {job}")
 
 
-@pytest.fixture(scope="module")
-def stack(
-    service_settings: Settings, tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict]:
-    """A real API server and a real Celery worker, as separate processes."""
-    logs = tmp_path_factory.mktemp("logs")
-    env = settings_env(service_settings, NER_BASE_MODEL=str(tiny_base_model))
+@contextmanager
+def running_stack(env: dict[str, str], logs: Path) -> Iterator[dict]:
+    """A real API server and a real Celery worker, as separate processes, with `env`."""
     port = free_port()
     api = Process(["-m", "api", "--port", str(port)], env, logs / "api.log").start()
     worker = Process(["-m", "worker"], env, logs / "worker.log").start()
@@ -252,3 +256,15 @@ def stack(
     finally:
         worker.stop()
         api.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    service_settings: Settings, tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """A real API server and a real Celery worker, as separate processes."""
+    logs = tmp_path_factory.mktemp("logs")
+    with running_stack(
+        settings_env(service_settings, NER_BASE_MODEL=str(tiny_base_model)), logs
+    ) as s:
+        yield s

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from shared import jobs
-from shared.db import session_scope
+from shared.db import OutboxMessage, session_scope
+from shared.services import jobs
 from shared.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -112,13 +112,15 @@ def test_predict_without_model_is_503_with_advice(client: TestClient) -> None:
     assert r.status_code == 503
 
 
-def test_cancel_finished_job_is_409_and_queued_job_cancels(client: TestClient, sessions) -> None:
+def test_cancel_finished_job_is_409_and_queued_job_cancels(
+    client: TestClient, sessions, svc
+) -> None:
     good = "text,labels\nAngela lives in Berlin,B-PER O O B-LOC\n"
     dataset_id = client.post("/datasets", files=csv_file(good)).json()["id"]
     with session_scope(sessions) as s:
-        done = jobs.create_train_job(s, dataset_id, {})
+        done = jobs.create_train_job(s, svc.outbox, dataset_id, {})
         jobs.finish(s, done.id, "succeeded")
-        queued = jobs.create_train_job(s, dataset_id, {})
+        queued = jobs.create_train_job(s, svc.outbox, dataset_id, {})
     r = client.post(f"/jobs/{done.id}/cancel")
     assert r.status_code == 409
     assert "succeeded" in r.json()["detail"]
@@ -127,12 +129,14 @@ def test_cancel_finished_job_is_409_and_queued_job_cancels(client: TestClient, s
     assert client.get(f"/jobs/{done.id}/results").status_code == 409  # not a predict job
 
 
-def test_job_listing_filters_and_pages(client: TestClient, sessions) -> None:
+def test_job_listing_filters_and_pages(client: TestClient, sessions, svc) -> None:
     good = "text,labels\nAngela lives in Berlin,B-PER O O B-LOC\n"
     dataset_id = client.post("/datasets", files=csv_file(good)).json()["id"]
     with session_scope(sessions) as s:
         for _ in range(3):
-            jobs.finish(s, jobs.create_train_job(s, dataset_id, {}).id, "failed", error="boom")
+            jobs.finish(
+                s, jobs.create_train_job(s, svc.outbox, dataset_id, {}).id, "failed", error="boom"
+            )
     failed = client.get("/jobs", params={"type": "train", "status": "failed"}).json()
     assert failed["total"] >= 3
     assert all(j["status"] == "failed" and j["type"] == "train" for j in failed["items"])
@@ -153,20 +157,22 @@ def test_health_ready_metrics(client: TestClient) -> None:
     assert client.get("/openapi.json").status_code == 200
 
 
-def test_readyz_503_when_a_dependency_is_down(limited: Settings) -> None:
+def test_readyz_503_when_a_dependency_is_down(limited: Settings, sessions) -> None:
     broken = limited.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(broken)) as c:
         r = c.get("/readyz")
         assert r.status_code == 503
         checks = r.json()["detail"]["checks"]
         assert checks["database"] == "ok" and checks["broker"].startswith("error")
-        # Enqueueing against a dead broker: 503, and the job is left failed, not queued.
+        # A job submitted while the broker is down is accepted: its row and its outbox
+        # intent are committed, and the message waits for the sweeper (test_outbox.py).
         good = "text,labels\nAngela lives in Berlin,B-PER O O B-LOC\n"
         dataset_id = c.post("/datasets", files=csv_file(good)).json()["id"]
         r = c.post("/jobs/train", json={"dataset_id": dataset_id})
-        assert r.status_code == 503
-        failed = c.get("/jobs", params={"status": "failed", "limit": 1}).json()["items"][0]
-        assert "broker" in failed["error"]
+        assert r.status_code == 202 and r.json()["status"] == "queued"
+    with session_scope(sessions) as s:
+        intent = s.get(OutboxMessage, r.json()["id"])
+        assert intent is not None and intent.sent_at is None
 
 
 def test_api_keys(limited: Settings) -> None:

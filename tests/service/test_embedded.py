@@ -38,7 +38,7 @@ def test_embedded_serve_end_to_end(tmp_path: Path, tiny_base_model: Path, train_
     )
     port = free_port()
     # What `ner serve` runs.
-    args = ["-m", "shared.cli", "serve", "--port", str(port)]
+    args = ["-m", "cli", "serve", "--port", str(port)]
     server = Process(args, env, tmp_path / "serve.log")
     server.start()
     base = f"http://127.0.0.1:{port}"

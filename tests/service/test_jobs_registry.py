@@ -3,14 +3,16 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared import jobs, registry
 from shared.db import Dataset, Job, JobResult, Model, session_scope, utcnow
+from shared.errors import Conflict
+from shared.services import jobs, registry
 
 pytestmark = pytest.mark.services
 
@@ -32,9 +34,8 @@ def dataset_id(sessions) -> str:
         return row.id
 
 
-def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> Model:
-    return registry.register(
-        s,
+def _candidate(version: str, f1: float, test_key: str = "split:x:seed=42") -> registry.Candidate:
+    return registry.Candidate(
         version=version,
         job_id=None,
         base_model="tiny",
@@ -46,6 +47,10 @@ def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> 
     )
 
 
+def _register(s, version: str, f1: float, test_key: str = "split:x:seed=42") -> Model:
+    return registry.register(s, _candidate(version, f1, test_key))
+
+
 def test_promotion_rule() -> None:
     assert registry.beats(0.5, None)  # nothing in production yet
     assert registry.beats(0.81, 0.8)
@@ -53,14 +58,14 @@ def test_promotion_rule() -> None:
     assert not registry.beats(0.7, 0.8)
 
 
-def test_promote_archives_previous_and_one_production_only(sessions) -> None:
+def test_promote_archives_previous_and_one_production_only(sessions, svc) -> None:
     with session_scope(sessions) as s:
         s.execute(update(Model).values(stage="archived"))
         _register(s, "r-a", 0.5)
         _register(s, "r-b", 0.6)
         registry.promote(s, "r-a")
     with session_scope(sessions) as s:
-        assert registry.production_version(s)[0] == "r-a"
+        assert registry.production_ref(s).version == "r-a"
         registry.promote(s, "r-b")
     with session_scope(sessions) as s:
         assert s.get(Model, "r-a").stage == "archived"
@@ -72,9 +77,9 @@ def test_promote_archives_previous_and_one_production_only(sessions) -> None:
         s.flush()
 
 
-def test_claim_skips_finished_and_live_jobs(sessions, dataset_id: str) -> None:
+def test_claim_skips_finished_and_live_jobs(sessions, svc, dataset_id: str) -> None:
     with session_scope(sessions) as s:
-        job_id = jobs.create_train_job(s, dataset_id, {}).id
+        job_id = jobs.create_train_job(s, svc.outbox, dataset_id, {}).id
     with session_scope(sessions) as s:
         assert jobs.claim(s, job_id, stale_after=60) is not None
     with session_scope(sessions) as s:
@@ -82,43 +87,48 @@ def test_claim_skips_finished_and_live_jobs(sessions, dataset_id: str) -> None:
         assert jobs.claim(s, job_id, stale_after=60) is None
         s.get(Job, job_id).heartbeat_at = utcnow() - timedelta(seconds=120)
     with session_scope(sessions) as s:
-        assert jobs.stale_running_jobs(s, 60) == [(job_id, "train")]
-        # Its worker died: a new delivery takes it over.
-        assert jobs.claim(s, job_id, stale_after=60) is not None
-        jobs.finish(s, job_id, "succeeded")
+        assert [j.id for j in jobs.stale_running_jobs(s, 60)] == [job_id]
+        # Its worker died: a new delivery takes it over, as attempt 2.
+        second = jobs.claim(s, job_id, stale_after=60)
+        assert second is not None and second.attempt == 2
+        jobs.finish(s, job_id, "succeeded", attempt=2)
     with session_scope(sessions) as s:
         assert jobs.claim(s, job_id, stale_after=60) is None
         assert jobs.stale_running_jobs(s, 60) == []
 
 
-def test_cancel_paths(sessions, dataset_id: str) -> None:
+def test_cancel_paths(sessions, svc, dataset_id: str) -> None:
     with session_scope(sessions) as s:
-        queued = jobs.create_train_job(s, dataset_id, {})
-        running = jobs.create_train_job(s, dataset_id, {})
-        jobs.claim(s, running.id, stale_after=60)
-        assert jobs.request_cancel(s, queued).status == "cancelled"
-        assert jobs.request_cancel(s, running).status == "cancelling"
-        status = jobs.record_progress(s, running.id, progress=0.5, stage="training")
+        queued = jobs.create_train_job(s, svc.outbox, dataset_id, {})
+        running = jobs.create_train_job(s, svc.outbox, dataset_id, {})
+        attempt = jobs.claim(s, running.id, stale_after=60).attempt
+        assert jobs.request_cancel(s, queued.id).status == "cancelled"
+        assert jobs.request_cancel(s, running.id).status == "cancelling"
+        status = jobs.record_progress(s, running.id, attempt, progress=0.5, stage="training")
         assert status == "cancelling"
         assert s.get(Job, running.id).stage == "cancelling"
-        with pytest.raises(jobs.JobFinishedError):
-            jobs.request_cancel(s, queued)
+        with pytest.raises(Conflict):
+            jobs.request_cancel(s, queued.id)
     with session_scope(sessions) as s:
         # A cancel that arrives before the worker starts the job ends it at claim time.
         assert jobs.claim(s, running.id, stale_after=0) is None
         assert s.get(Job, running.id).status == "cancelled"
 
 
-def test_results_are_written_once(sessions) -> None:
+def test_results_are_written_once(sessions, svc) -> None:
     with session_scope(sessions) as s:
-        job = jobs.create_predict_job(s, [(f"d{i}", f"text {i}") for i in range(5)], "v")
+        job = jobs.create_predict_job(
+            s, svc.outbox, [(f"d{i}", f"text {i}") for i in range(5)], "v"
+        )
     first = [
         (i, [{"start": 0, "end": 4, "label": "X", "text": "text", "score": 1.0}]) for i in range(3)
     ]
     with session_scope(sessions) as s:
-        jobs.save_results(s, job.id, first)
+        attempt = jobs.claim(s, job.id, stale_after=60).attempt
+        jobs.save_results(s, job.id, attempt, first)
     with session_scope(sessions) as s:
-        jobs.save_results(s, job.id, [(i, []) for i in range(5)])  # a redelivered chunk overlaps
+        # A chunk written again (after a crash) overlaps what is there.
+        jobs.save_results(s, job.id, attempt, [(i, []) for i in range(5)])
     with session_scope(sessions) as s:
         rows = s.execute(
             select(JobResult.doc_index, JobResult.entities).where(JobResult.job_id == job.id)
@@ -126,3 +136,99 @@ def test_results_are_written_once(sessions) -> None:
         assert sorted(i for i, _ in rows) == [0, 1, 2, 3, 4]
         assert all(ents for i, ents in rows if i < 3)  # the first write stands
         assert jobs.done_doc_indices(s, job.id) == {0, 1, 2, 3, 4}
+
+
+def test_a_superseded_attempt_can_no_longer_write(sessions, svc) -> None:
+    """Worker A looked dead and the job went to worker B: A's writes are refused."""
+    with session_scope(sessions) as s:
+        job = jobs.create_predict_job(s, svc.outbox, [("d", "text")], "v")
+        a = jobs.claim(s, job.id, stale_after=60).attempt
+        s.get(Job, job.id).heartbeat_at = utcnow() - timedelta(seconds=120)
+    with session_scope(sessions) as s:
+        b = jobs.claim(s, job.id, stale_after=60).attempt
+    assert b == a + 1
+    for write in (
+        lambda s: jobs.record_progress(s, job.id, a, progress=0.9, stage="predicting"),
+        lambda s: jobs.save_results(s, job.id, a, [(0, [])]),
+        lambda s: jobs.current_status(s, job.id, a),
+    ):
+        with pytest.raises(jobs.LostClaim), session_scope(sessions) as s:
+            write(s)
+    with session_scope(sessions) as s:
+        assert not jobs.finish(s, job.id, "failed", attempt=a, error="late")
+        assert s.get(Job, job.id).status == "running" and s.get(Job, job.id).progress == 0.0
+        assert jobs.finish(s, job.id, "succeeded", attempt=b)
+
+
+def test_final_states_are_final_in_the_database(sessions, svc, dataset_id: str) -> None:
+    with session_scope(sessions) as s:
+        job_id = jobs.create_train_job(s, svc.outbox, dataset_id, {}).id
+        jobs.request_cancel(s, job_id)
+    with session_scope(sessions) as s:
+        assert not jobs.finish(s, job_id, "succeeded")  # the code refuses...
+    with pytest.raises(IntegrityError), session_scope(sessions) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status="running"))  # ...so does SQL
+
+
+def test_a_job_that_keeps_killing_workers_fails_after_n_attempts(sessions, svc) -> None:
+    with session_scope(sessions) as s:
+        job_id = jobs.create_predict_job(s, svc.outbox, [("d", "text")], "v").id
+    for _ in range(3):
+        with session_scope(sessions) as s:
+            assert jobs.claim(s, job_id, stale_after=0, max_attempts=3) is not None
+    with session_scope(sessions) as s:
+        assert jobs.claim(s, job_id, stale_after=0, max_attempts=3) is None
+        job = s.get(Job, job_id)
+        assert job.status == "failed" and "started 3 times" in job.error
+
+
+def _at_once(sessions, *calls) -> list[BaseException]:
+    """Run each call (session → anything) in its own thread and transaction, all released
+    together by a barrier; the errors they raised."""
+    barrier = threading.Barrier(len(calls))
+    errors: list[BaseException] = []
+
+    def run(call) -> None:
+        try:
+            barrier.wait()
+            with session_scope(sessions) as s:
+                call(s)
+        except BaseException as exc:  # recorded, asserted by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_two_trainings_finishing_together_leave_the_better_one(sessions, svc) -> None:
+    """Both decide at once, each in its own transaction: one production model, the better
+    one, and neither fails."""
+    with session_scope(sessions) as s:
+        s.execute(update(Model).values(stage="archived"))
+    errors = _at_once(
+        sessions,
+        lambda s: registry.register_and_decide(s, _candidate("race-low", 0.70), against=None),
+        lambda s: registry.register_and_decide(s, _candidate("race-high", 0.75), against=None),
+    )
+    assert errors == []
+    with session_scope(sessions) as s:
+        assert registry.production_ref(s).version == "race-high"
+        stages = {m.version: m.stage for m in s.scalars(select(Model))}
+        assert list(stages.values()).count("production") == 1
+
+
+def test_two_promotes_at_once_both_succeed(sessions, svc) -> None:
+    with session_scope(sessions) as s:
+        _register(s, "p-1", 0.1)
+        _register(s, "p-2", 0.1)
+    errors = _at_once(
+        sessions, lambda s: registry.promote(s, "p-1"), lambda s: registry.promote(s, "p-2")
+    )
+    assert errors == []
+    with session_scope(sessions) as s:
+        assert registry.production_ref(s).version in ("p-1", "p-2")
+        assert s.scalar(select(func.count()).where(Model.stage == "production")) == 1

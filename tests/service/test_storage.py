@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.model_files import fetch_model_dir
+from shared.services.models import ModelCache, ModelRef
 from shared.settings import Settings
 from shared.storage import (
     ChecksumMismatch,
@@ -77,7 +77,7 @@ def test_directory_round_trip_with_manifest(store: ObjectStore, tmp_path: Path) 
     key, sha = upload_dir(store, "models/v1", src)
     assert key == "models/v1/manifest.json"
     assert hashlib.sha256(store.get_bytes(key)).hexdigest() == sha
-    dest = fetch_model_dir(store, tmp_path / "cache", "v1", key, sha)
+    dest = ModelCache(store, tmp_path / "cache").fetch_dir(ModelRef("v1", key, sha))
     for rel in ("config.json", "model.safetensors", "sub/tokenizer.json"):
         assert (dest / rel).read_bytes() == (src / rel).read_bytes()
 

@@ -4,44 +4,38 @@ registers and promotes, and bulk prediction that resumes and cancels."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from shared import jobs, registry
 from shared.db import Dataset, Job, JobResult, session_scope
+from shared.services import jobs, registry
+from shared.services.bulk import run_bulk
+from shared.services.context import Services
+from shared.services.execution import JobCancelled, JobRun, TransientJobError, run_job
+from shared.services.training import run_training
 from shared.settings import Settings
-from worker.bulk import run_bulk
-from worker.context import WorkerContext
-from worker.tasks import JobCancelled, TransientJobError, run_job
-from worker.training import run_training
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
-def ctx(service_settings: Settings, tiny_base_model: Path, monkeypatch_module) -> WorkerContext:
+def ctx(service_settings: Settings, tiny_base_model: Path) -> Iterator[Services]:
     settings = service_settings.model_copy(update={"base_model": str(tiny_base_model)})
-    context = WorkerContext(settings=settings)
-    monkeypatch_module.setattr("worker.context._context", context)
-    return context
+    services = Services.from_settings(settings)
+    yield services
+    services.close()
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
-
-
-def _job(ctx: WorkerContext, job_id: str) -> Job:
+def _job(ctx: Services, job_id: str) -> Job:
     with session_scope(ctx.sessions) as s:
         return s.get(Job, job_id)
 
 
-def _stored_dataset(ctx: WorkerContext, path: Path, name: str, skip_invalid: bool = False) -> str:
+def _stored_dataset(ctx: Services, path: Path, name: str, skip_invalid: bool = False) -> str:
     """A dataset row whose file is in the object store, as POST /datasets leaves it."""
     key = f"datasets/tasks/{path.name}"
     ctx.store.put_file(key, path)
@@ -62,23 +56,23 @@ def _stored_dataset(ctx: WorkerContext, path: Path, name: str, skip_invalid: boo
 
 
 @pytest.fixture(scope="module")
-def dataset_id(ctx: WorkerContext, train_csv: Path) -> str:
+def dataset_id(ctx: Services, train_csv: Path) -> str:
     return _stored_dataset(ctx, train_csv, "people")
 
 
-def _new_train_job(ctx: WorkerContext, dataset_id: str, **params) -> str:
+def _new_train_job(ctx: Services, dataset_id: str, **params) -> str:
     with session_scope(ctx.sessions) as s:
-        return jobs.create_train_job(s, dataset_id, params).id
+        return jobs.create_train_job(s, ctx.outbox, dataset_id, params).id
 
 
 def test_exception_leaves_job_failed_with_readable_error(ctx, dataset_id) -> None:
     job_id = _new_train_job(ctx, dataset_id)
 
-    def boom(_ctx: WorkerContext, _job_id: str) -> None:
+    def boom(_run: JobRun) -> None:
         raise ValueError("the data ran away")
 
     with pytest.raises(ValueError):
-        run_job(job_id, boom)
+        run_job(ctx, job_id, boom)
     job = _job(ctx, job_id)
     assert job.status == "failed"
     assert job.error == "ValueError: the data ran away"
@@ -88,14 +82,14 @@ def test_exception_leaves_job_failed_with_readable_error(ctx, dataset_id) -> Non
 def test_cancel_and_redelivery(ctx, dataset_id) -> None:
     job_id = _new_train_job(ctx, dataset_id)
 
-    def stop(_ctx: WorkerContext, _job_id: str) -> None:
+    def stop(_run: JobRun) -> None:
         raise JobCancelled
 
-    assert run_job(job_id, stop) == "cancelled"
+    assert run_job(ctx, job_id, stop) == "cancelled"
     assert _job(ctx, job_id).status == "cancelled"
     calls = []
-    assert run_job(job_id, lambda c, j: calls.append(j)) == "skipped"
-    assert run_job("no-such-job", lambda c, j: calls.append(j)) == "skipped"
+    assert run_job(ctx, job_id, lambda run: calls.append(run.job_id)) == "skipped"
+    assert run_job(ctx, "no-such-job", lambda run: calls.append(run.job_id)) == "skipped"
     assert calls == []
 
 
@@ -105,22 +99,22 @@ def test_transient_error_releases_the_job_for_a_retry(ctx, dataset_id) -> None:
         "SELECT 1", {}, Exception("server closed"), connection_invalidated=True
     )
 
-    def flaky(_ctx: WorkerContext, _job_id: str) -> None:
+    def flaky(_run: JobRun) -> None:
         raise dropped
 
     with pytest.raises(TransientJobError):
-        run_job(job_id, flaky, can_retry=True)
+        run_job(ctx, job_id, flaky, can_retry=True)
     job = _job(ctx, job_id)
     assert job.status == "running" and job.heartbeat_at is None
     # The retry claims it at once; on the last try the same error fails the job.
     with pytest.raises(OperationalError):
-        run_job(job_id, flaky, can_retry=False)
+        run_job(ctx, job_id, flaky, can_retry=False)
     assert _job(ctx, job_id).status == "failed"
 
 
 def test_training_registers_and_promotes(ctx, dataset_id) -> None:
     job_id = _new_train_job(ctx, dataset_id, epochs=5, learning_rate=5e-3)
-    assert run_job(job_id, run_training) == "done"
+    assert run_job(ctx, job_id, run_training) == "done"
     job = _job(ctx, job_id)
     assert job.status == "succeeded" and job.progress == 1.0
     with session_scope(ctx.sessions) as s:
@@ -135,7 +129,7 @@ def test_training_registers_and_promotes(ctx, dataset_id) -> None:
     assert not any(k.endswith((".bin", ".pkl", ".pt")) for k in keys)  # no pickle
 
     # A redelivered message for the same job: skipped, nothing trained twice.
-    assert run_job(job_id, run_training) == "skipped"
+    assert run_job(ctx, job_id, run_training) == "skipped"
 
 
 def test_training_with_given_test_set_compares_like_for_like(ctx, dataset_id) -> None:
@@ -148,14 +142,14 @@ def test_training_with_given_test_set_compares_like_for_like(ctx, dataset_id) ->
         validation_dataset_id=dataset_id,
         test_dataset_id=dataset_id,
     )
-    assert run_job(job_id, run_training) == "done"
+    assert run_job(ctx, job_id, run_training) == "done"
     job = _job(ctx, job_id)
     with session_scope(ctx.sessions) as s:
         model = registry.get_model(s, job.model_version)
         assert model.test_data_key == f"dataset:{dataset_id}"
         # One epoch at a tiny learning rate does not beat the production model.
         assert model.stage == "candidate"
-        assert registry.production_version(s)[0] != model.version
+        assert registry.production_ref(s).version != model.version
 
 
 def test_dataset_uploaded_with_skip_invalid_trains(ctx, train_csv: Path, tmp_path: Path) -> None:
@@ -163,25 +157,25 @@ def test_dataset_uploaded_with_skip_invalid_trains(ctx, train_csv: Path, tmp_pat
     broken.write_text(train_csv.read_text() + "Angela lives,B-PER O O\n")
     dataset_id = _stored_dataset(ctx, broken, "broken", skip_invalid=True)
     job_id = _new_train_job(ctx, dataset_id, epochs=1, learning_rate=1e-5)
-    assert run_job(job_id, run_training) == "done", _job(ctx, job_id).error
+    assert run_job(ctx, job_id, run_training) == "done", _job(ctx, job_id).error
     assert _job(ctx, job_id).status == "succeeded"
 
 
-def _bulk_job(ctx: WorkerContext, n: int) -> str:
+def _bulk_job(ctx: Services, n: int) -> str:
     with session_scope(ctx.sessions) as s:
-        version = registry.production_version(s)[0]
+        version = registry.production_ref(s).version
         docs = [(f"d{i}", f"Priya Patel visited Oslo . {i}") for i in range(n)]
-        return jobs.create_predict_job(s, docs, version).id
+        return jobs.create_predict_job(s, ctx.outbox, docs, version).id
 
 
 def test_bulk_resumes_without_redoing_documents(ctx) -> None:
     job_id = _bulk_job(ctx, 40)
     marker = [{"start": 0, "end": 1, "label": "MARK", "text": "P", "score": 1.0}]
     with session_scope(ctx.sessions) as s:
-        jobs.claim(s, job_id, stale_after=60)
-        jobs.save_results(s, job_id, [(i, marker) for i in range(10)])  # a crashed first run
+        attempt = jobs.claim(s, job_id, stale_after=60).attempt
+        jobs.save_results(s, job_id, attempt, [(i, marker) for i in range(10)])  # a crashed run
         s.get(Job, job_id).heartbeat_at = None  # ... whose worker is gone
-    assert run_job(job_id, run_bulk) == "done"
+    assert run_job(ctx, job_id, run_bulk) == "done"
     with session_scope(ctx.sessions) as s:
         rows = dict(
             s.execute(
@@ -196,7 +190,7 @@ def test_bulk_resumes_without_redoing_documents(ctx) -> None:
 
 def test_bulk_cancel_stops_between_chunks(ctx, monkeypatch) -> None:
     job_id = _bulk_job(ctx, 80)  # five chunks of 16
-    real = ctx.predictor
+    real = ctx.models.predictor
 
     def predictor_that_cancels(*args):
         predictor = real(*args)
@@ -209,8 +203,8 @@ def test_bulk_cancel_stops_between_chunks(ctx, monkeypatch) -> None:
 
         return Cancelling()
 
-    monkeypatch.setattr(ctx, "predictor", predictor_that_cancels)
-    assert run_job(job_id, run_bulk) == "cancelled"
+    monkeypatch.setattr(ctx.models, "predictor", predictor_that_cancels)
+    assert run_job(ctx, job_id, run_bulk) == "cancelled"
     job = _job(ctx, job_id)
     assert job.status == "cancelled"
     with session_scope(ctx.sessions) as s:

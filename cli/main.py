@@ -1,4 +1,5 @@
-"""The `ner` command line (CONTRACT §2).
+"""The `ner` command line (CONTRACT §2): the top of the import graph, the one place that
+knows about the API and the worker together.
 
 `train`, `evaluate` and `predict` use the NER core alone. `serve`, `api` and
 `worker` start the service parts; they are imported only when asked for, so the
@@ -19,6 +20,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.params import BadParameters, add_model_options, model_from_args
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ner import DatasetError, parse_documents, read_dataset  # light: no torch
+from shared.ner.config import TrainConfig
+
 EXIT_BAD_INPUT = 2
 
 
@@ -35,8 +41,6 @@ def _quiet_transformers() -> None:
 
 
 def _read(path: str | None, args: argparse.Namespace) -> Any:
-    from shared.ner import read_dataset
-
     if path is None:
         return None
     if not Path(path).is_file():
@@ -54,7 +58,12 @@ def _model_dir(path: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from shared.ner import TrainConfig, train
+    from shared.ner import train  # torch loads here, for the commands that need it
+
+    try:
+        config = model_from_args(TrainConfig, args)
+    except BadParameters as err:
+        raise BadInput(str(err)) from None
 
     datasets = {name: _read(getattr(args, name), args) for name in ("train", "validation", "test")}
     for name, ds in datasets.items():
@@ -63,18 +72,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/model-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out} exists and is not empty; choose another --out")
-    config = TrainConfig(
-        base_model=args.base_model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        max_sentences=args.max_sentences,
-        precision=args.precision,
-        device=args.device,
-    )
-    if config.epochs < 1 or config.batch_size < 1:
-        raise BadInput("--epochs and --batch-size must be at least 1")
     result = train(
         datasets["train"],
         out,
@@ -82,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation=datasets["validation"],
         test=datasets["test"],
         progress_bar=not args.quiet,
+        device=args.device,
+        precision=args.precision,
     )
     print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
     return 0
@@ -91,15 +90,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shared.ner import Predictor, evaluate
 
     model = _model_dir(args.model)
+    outputs = [Path(p) for p in (args.errors, args.json) if p]
+    for path in outputs:  # refused before the (slow) scoring, not after
+        if not path.parent.is_dir():
+            raise BadInput(f"{path}: the directory {path.parent} does not exist")
+        if path.is_dir():
+            raise BadInput(f"{path} is a directory; give a file name")
     dataset = _read(args.data, args)
     predictor = Predictor.load(model, device=args.device, precision=args.precision)
-    print(json.dumps(evaluate(predictor, dataset, batch_size=args.batch_size)))
+    result = evaluate(predictor, dataset, batch_size=args.batch_size, analysis=bool(outputs))
+    analysis = result.pop("analysis", None)
+    if args.json:
+        Path(args.json).write_text(json.dumps(analysis, ensure_ascii=False) + "\n", "utf-8")
+    if args.errors:
+        from shared.ner.report import render_report
+
+        title = f"Errors of {model.resolve().name} on {Path(args.data).name}"
+        Path(args.errors).write_text(render_report(analysis, result, title), "utf-8")
+    print(json.dumps(result))
     return 0
 
 
 def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
-    from shared.ner import parse_documents
-
     if texts:
         yield from ((str(i), t) for i, t in enumerate(texts, start=1))
         return
@@ -138,17 +150,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.serve import serve
+    from cli.serve import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, insecure=args.insecure)
     return 0
 
 
 def cmd_api(args: argparse.Namespace) -> int:
     from api.server import run_api
 
-    run_api(args.host, args.port)
+    run_api(args.host, args.port, insecure=args.insecure)
     return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from cli import keys
+
+    return int(getattr(keys, f"cmd_{args.keys_command}")(args))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -159,6 +177,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     parser = argparse.ArgumentParser(
         prog="ner", description="Train, evaluate and serve NER models."
     )
@@ -174,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
             "refusing the file",
         )
 
-    def run_options(p: argparse.ArgumentParser, batch: int) -> None:
+    def run_options(p: argparse.ArgumentParser, batch: int | None) -> None:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
         p.add_argument(
             "--precision",
@@ -182,26 +201,31 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["auto", "fp32", "bf16"],
             help="auto: bf16 autocast on CUDA and on CPUs with AMX",
         )
-        p.add_argument("--batch-size", type=int, default=batch)
+        if batch is not None:  # `train` takes its batch size from TrainConfig
+            p.add_argument("--batch-size", type=int, default=batch)
 
     p = sub.add_parser("train", help="fine-tune a model")
     p.add_argument("--train", required=True, help="training data (csv, zip, conll, jsonl)")
     p.add_argument("--validation", help="validation data (early stopping)")
     p.add_argument("--test", help="test data (reported metrics)")
-    p.add_argument("--base-model", help="Hugging Face name or directory (default: packaged MiniLM)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--max-sentences", type=int, help="train on at most N sentences")
-    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", help="output directory (default: runs/model-TIMESTAMP)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     data_options(p)
-    run_options(p, 32)
+    run_options(p, None)
+    add_model_options(p, TrainConfig, "training parameters (the same as POST /jobs/train's)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a saved model on a labelled file")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
+    p.add_argument(
+        "--errors",
+        metavar="REPORT.html",
+        help="write the error analysis as a self-contained HTML report",
+    )
+    p.add_argument(
+        "--json", metavar="PATH", help="write the error analysis as JSON (evaluation.json's shape)"
+    )
     data_options(p)
     run_options(p, 64)
     p.set_defaults(func=cmd_evaluate)
@@ -219,7 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8000)
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="listen on a non-loopback --host even with no API key configured "
+            "(anyone who can reach it may use it)",
+        )
         p.set_defaults(func=func)
+
+    p = sub.add_parser("keys", help="API keys in the database: create, list, revoke")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="make a key; prints its token, this once")
+    k.add_argument("--name", required=True, help="who or what uses it")
+    k.add_argument(
+        "--scopes",
+        default="predict",
+        help="comma-separated: predict (POST /predict), train (datasets, jobs), admin "
+        "(all of them, plus promotion and metrics) (default: predict)",
+    )
+    k = keys_sub.add_parser("list", help="the keys, never their tokens")
+    k.add_argument("--json", action="store_true", help="one JSON object a line")
+    k = keys_sub.add_parser("revoke", help="stop a key working (within seconds)")
+    k.add_argument("id", help="the key's id, as `ner keys list` shows it")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("worker", help="a Celery worker")
     p.add_argument("--queues", default="training,inference")
@@ -228,8 +274,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shared.ner import DatasetError
-
     args = build_parser().parse_args(argv)
     if args.command in ("train", "evaluate", "predict"):
         _quiet_transformers()
@@ -240,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except BadInput as err:
         print(f"ner {args.command}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (InvalidInput, NotFound, Conflict) as err:  # the service layer's word for it
+        print(f"ner {args.command}: {err.detail}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -5,28 +5,21 @@ a deployment."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import subprocess
 import sys
 import threading
 
-from api.server import configure_logging, migrate_or_exit
+import uvicorn
+
+from api.app import create_app
+from api.server import configure_logging, migrate_or_exit, refuse_open_listener
 from shared.queue import INFERENCE_QUEUE, TRAINING_QUEUE
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 WORKER_STOP_SECONDS = 15
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WorkerProcess:
@@ -71,21 +64,14 @@ class WorkerProcess:
             proc.wait()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, *, insecure: bool = False) -> None:
     """Migrate, start the worker process, serve the API; stop both on Ctrl-C or SIGTERM."""
-    import uvicorn
-
-    from api.app import create_app
-
     configure_logging()
     settings = get_settings()
-    if not settings.api_key_list and not _is_loopback(host):
-        raise SystemExit(
-            f"refusing to listen on {host} without API keys: set NER_API_KEYS, "
-            "or serve on 127.0.0.1"
-        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate_or_exit(settings)
+    # After the migration: keys made with `ner keys create` count too.
+    refuse_open_listener(host, settings, insecure=insecure)
     worker = WorkerProcess()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again with the
     # handlers it found installed: these turn it into an exception, so the worker is

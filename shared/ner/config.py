@@ -1,0 +1,101 @@
+"""Training parameters: declared once, here.
+
+`TrainConfig` is the one declaration of every option a training takes, with its default,
+bounds and help text. The `ner train` flags, the API's `POST /jobs/train` body and the
+worker's reading of a job's parameters are all derived from it (cli/params.py,
+api/schemas.py, shared/services/training.py), so an option added here is reachable
+everywhere and a default is stated once.
+
+Where the training runs (device, precision) is not a parameter of the recipe: it is a
+choice of the machine, passed to `train()` separately.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Sub-tokens two windows of a long sentence share (training and inference alike).
+DEFAULT_STRIDE = 128
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_model: str | None = Field(
+        default=None,
+        max_length=512,
+        description="base encoder: a Hugging Face name or a directory "
+        "(default: the packaged all-MiniLM-L6-v2)",
+    )
+    epochs: int = Field(default=5, ge=1, le=1000, description="passes over the training data")
+    batch_size: int = Field(default=32, ge=1, le=512, description="training windows per step")
+    learning_rate: float = Field(default=1e-4, gt=0, le=1, description="peak AdamW learning rate")
+    warmup_ratio: float = Field(
+        default=0.1, ge=0, le=0.5, description="share of the steps with a rising learning rate"
+    )
+    weight_decay: float = Field(default=0.01, ge=0, le=1, description="AdamW weight decay")
+    max_grad_norm: float = Field(default=1.0, gt=0, le=100, description="gradient clipping norm")
+    patience: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="epochs without a better validation F1 before training stops",
+    )
+    seed: int = Field(
+        default=42, ge=0, le=2**32 - 1, description="seeds the split, the shuffling and the model"
+    )
+    max_sentences: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="train on at most this many sentences (quick runs)",
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=16,
+        le=512,
+        description="window size in sub-tokens (default: the encoder's, at most 512)",
+    )
+    stride: int = Field(
+        default=DEFAULT_STRIDE,
+        ge=0,
+        le=500,
+        description="sub-tokens two windows of a long sentence share",
+    )
+
+    # Accuracy features (docs/benchmarks.md has the ablation behind each default).
+    casing: bool = Field(
+        default=True,
+        description="word shapes (lower, Title, UPPER...) as token types: gives an uncased "
+        "encoder back the capital letters",
+    )
+    context_length: int = Field(
+        default=0,
+        ge=0,
+        le=512,
+        description="window sub-tokens filled with the document's neighbouring sentences "
+        "(labels on the sentence only); 0: off",
+    )
+    context_mode: Literal["around", "packed"] = Field(
+        default="around",
+        description="around: a window per sentence with its context; packed: documents cut "
+        "into windows",
+    )
+    decoding: Literal["viterbi", "argmax"] = Field(
+        default="viterbi",
+        description="how word labels are picked: BIO-constrained Viterbi, or argmax",
+    )
+    layer_decay: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="learning-rate factor per encoder layer below the top; 1: no decay",
+    )
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> TrainConfig:
+        if self.max_length is not None and self.stride >= self.max_length:
+            raise ValueError(f"stride ({self.stride}) must be below max_length ({self.max_length})")
+        return self

@@ -1,0 +1,86 @@
+"""Checkpoints (shared/ner/checkpoint.py): a training interrupted after an epoch, or in the
+middle of one, resumes from its last checkpoint and ends exactly where the uninterrupted
+run ends; the files are safetensors and JSON, no pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.ner import Predictor, TrainConfig, TrainingCancelled, train
+from tests.core.conftest import SHORT, make_dataset
+
+
+def _config(tiny_base: Path) -> TrainConfig:
+    return TrainConfig(**{**SHORT.__dict__, "epochs": 4, "base_model": str(tiny_base)})
+
+
+def _die_after(epoch: int, batches_done: int, saved: list[Path]):
+    """on_checkpoint that records each checkpoint, then 'kills the worker' at one."""
+
+    def on_checkpoint(folder: Path) -> None:
+        saved.append(folder)
+        meta = json.loads((folder / "state.json").read_text())
+        if (meta["epoch"], meta["batches_done"]) == (epoch, batches_done):
+            raise TrainingCancelled("the worker died here")
+
+    return on_checkpoint
+
+
+@pytest.mark.parametrize(
+    ("epoch", "batches_done", "checkpoint_seconds"),
+    [
+        (3, 0, 3600.0),  # killed after epoch 2 (its end-of-epoch checkpoint: epoch 3, batch 0)
+        (3, 2, 0.0),  # killed in the middle of epoch 3 (a checkpoint after every step)
+    ],
+)
+def test_an_interrupted_training_resumes_and_ends_as_the_whole_run(
+    tiny_base: Path, tmp_path: Path, epoch: int, batches_done: int, checkpoint_seconds: float
+) -> None:
+    data = make_dataset()
+    config = _config(tiny_base)
+    whole = train(data, tmp_path / "whole", config, validation=data, test=data, device="cpu")
+
+    checkpoints = tmp_path / "checkpoint"
+    saved: list[Path] = []
+    with pytest.raises(TrainingCancelled):
+        train(
+            data,
+            tmp_path / "first",
+            config,
+            validation=data,
+            test=data,
+            device="cpu",
+            checkpoint_dir=checkpoints,
+            checkpoint_seconds=checkpoint_seconds,
+            on_checkpoint=_die_after(epoch, batches_done, saved),
+        )
+    assert saved and sorted(p.name for p in checkpoints.iterdir()) == [
+        "state.json",
+        "state.safetensors",
+    ]
+    resumed_progress: list = []
+    resumed = train(
+        data,
+        tmp_path / "resumed",
+        config,
+        validation=data,
+        test=data,
+        device="cpu",
+        callback=resumed_progress.append,
+        checkpoint_dir=checkpoints,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    assert resumed_progress[1].stage == "resuming"
+    first_step = next(p.step for p in resumed_progress if p.stage == "training")
+    assert first_step > 1  # it did not start from zero
+    assert resumed.metrics["f1"] == whole.metrics["f1"]
+    assert [h["f1"] for h in resumed.history] == [h["f1"] for h in whole.history]
+    texts = [s.text for s in data.sentences]
+    a = Predictor.load(whole.model_dir, precision="fp32").predict(texts)
+    b = Predictor.load(resumed.model_dir, precision="fp32").predict(texts)
+    assert [[(e["start"], e["end"], e["label"]) for e in x] for x in a] == [
+        [(e["start"], e["end"], e["label"]) for e in x] for x in b
+    ]

@@ -1,0 +1,42 @@
+"""The training curves a job keeps (shared/services/training.py `TrainingHistory`): loss by step,
+thinned so a long run stays a few hundred points, and validation scores by epoch."""
+
+from __future__ import annotations
+
+from shared.ner import Progress
+from shared.services.training import MAX_LOSS_POINTS, TrainingHistory
+
+
+def step(n: int, epochs: int = 4, per_epoch: int = 1000) -> Progress:
+    epoch = (n - 1) // per_epoch + 1
+    return Progress("training", 0.5, epoch, epochs, n, per_epoch * epochs, loss=1.0 / n)
+
+
+def test_nothing_reported_is_null() -> None:
+    assert TrainingHistory().as_dict() is None
+
+
+def test_a_long_run_keeps_its_whole_curve_in_few_points() -> None:
+    history = TrainingHistory()
+    for n in range(1, 4001):
+        history.add(step(n))
+    loss = history.as_dict()["loss"]
+    assert len(loss) <= MAX_LOSS_POINTS
+    assert loss[0]["step"] <= 16 and loss[-1]["step"] >= 4000 - 16  # start to end
+    steps = [p["step"] for p in loss]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert loss[-1]["epoch"] == round(loss[-1]["step"] / 1000, 3)  # fractional epochs
+
+
+def test_validation_scores_by_epoch() -> None:
+    history = TrainingHistory()
+    for epoch, f1, p, r in ((1, 0.5, 0.6, 0.4), (2, 0.7, 0.8, 0.6)):
+        metrics = {"f1": f1, "precision": p, "recall": r, "per_type": {}}
+        history.add(Progress("evaluated", 0.5, epoch, 2, epoch * 10, 20, metrics=metrics))
+    assert history.as_dict() == {
+        "loss": [],
+        "validation": [
+            {"epoch": 1, "f1": 0.5, "precision": 0.6, "recall": 0.4},
+            {"epoch": 2, "f1": 0.7, "precision": 0.8, "recall": 0.6},
+        ],
+    }
