@@ -1,6 +1,6 @@
 """What a training recipe costs on this machine, from a short timed run, scaled to CoNLL.
 
-    python benchmarks/cpu_cost.py --only baseline --only casing --only all-ctx32
+    python benchmarks/cpu_cost.py --only baseline --only casing --only all-packed-b8
 
 For each named config of benchmarks/ablation.py it runs the core's own training loop
 (`train_steps`, what `train()` drives) for one epoch on the first `--sentences`
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--wall", action="store_true", help="scale wall time, not CPU time")
     parser.add_argument("--baseline-seconds", type=float, default=848.5, help="measured full run")
     args = parser.parse_args()
-    names = args.only or ["baseline", "casing", "all-ctx32", "all"]
+    names = args.only or ["baseline", "casing", "all-packed-b8"]
     if "baseline" not in names:
         names.insert(0, "baseline")
     train_data = read_dataset(args.train)
