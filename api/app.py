@@ -4,14 +4,14 @@ settings, never at import."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from api.auth import install_authentication
 from api.batching import MicroBatcher
+from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.metrics import install_request_metrics
 from api.model_service import ModelService
@@ -34,7 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services.from_settings(settings, celery=make_celery(settings, name="ner-api"))
         serving = ModelService(services)
         batcher = MicroBatcher(
-            serving, settings.predict_batch_window_ms, settings.predict_max_batch
+            serving,
+            settings.predict_batch_window_ms,
+            settings.predict_max_batch,
+            max_queued_texts=settings.predict_max_queued_texts,
+            timeout_seconds=settings.predict_timeout_seconds,
         )
         keys = KeyResolver(services.sessions, settings)
         app.state.ner = AppState(services=services, serving=serving, batcher=batcher, keys=keys)
@@ -54,26 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Bodies are bounded as they stream in; /predict's body is a few texts. Added before
+    # the metrics middleware so it sits inside it: an error raised from `receive` through
+    # a BaseHTTPMiddleware reaches the route as a parse error (400), not as our 413.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_upload_bytes,
+        per_path={"/predict": settings.max_predict_body_bytes},
+    )
     install_request_metrics(app)
-    _install_body_limit(app, settings.max_upload_bytes)
     # Last, so outermost: who is calling is settled before any other middleware or route
     # can read the body.
     install_authentication(app)
     app.include_router(api_router)
     merge_alternative_bodies(app)
     return app
-
-
-def _install_body_limit(app: FastAPI, limit: int) -> None:
-    """Refuse a body whose declared length is over the limit before reading it."""
-
-    @app.middleware("http")
-    async def _limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return JSONResponse(
-                {"detail": f"the request body is over the limit of {limit} bytes"}, status_code=413
-            )
-        return await call_next(request)

@@ -5,9 +5,12 @@ hold no try/except of their own. Every error body is `{"detail": ...}`."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ConnectionError, EndpointConnectionError
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -80,6 +83,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for exc_class in (*DEPENDENCY_DOWN, BotoCoreError):
         app.add_exception_handler(exc_class, _dependency_down)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, except that the input echoed back can itself be text that
+        # cannot be encoded (a lone surrogate), which would turn a 422 into a 500.
+        return JSONResponse({"detail": _encodable(jsonable_encoder(exc.errors()))}, 422)
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
 
 
 def _is_connection_error(exc: DBAPIError) -> bool:

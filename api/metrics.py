@@ -25,6 +25,11 @@ PREDICT_REQUESTS_PER_BATCH = Histogram(
     "Requests gathered into one /predict micro-batch",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+PREDICT_REJECTED = Counter(
+    "ner_predict_rejected_total",
+    "/predict requests answered 503 by the batcher: queue full, or deadline passed",
+    ["reason"],
+)
 MODEL_LOADS = Counter("ner_model_loads_total", "Production model loads by outcome", ["outcome"])
 MODEL_VERSION = Gauge(
     "ner_serving_model_info", "The model version /predict serves (value 1)", ["version"]

@@ -51,6 +51,11 @@ class ModelService:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        # Import torch and transformers now, in this thread, rather than when the first
+        # model is promoted: a promotion then costs only the download and the weights
+        # (seconds), and the API answers at once meanwhile.
+        import shared.ner.inference  # noqa: F401
+
         while not self._stop.is_set():
             try:
                 self.poll_once()

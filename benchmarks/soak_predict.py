@@ -91,7 +91,14 @@ def main() -> None:
 
     headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
     stop_at = time.monotonic() + args.minutes * 60
-    counts = {"good": 0, "good_errors": 0, "bad": 0, "bad_5xx": 0, "bad_2xx": 0}
+    counts = {
+        "good": 0,
+        "good_errors": 0,
+        "bad": 0,
+        "bad_5xx": 0,
+        "bad_2xx": 0,
+        "transport_errors": 0,
+    }
     latencies: list[float] = []
     lock = threading.Lock()
 
@@ -101,12 +108,18 @@ def main() -> None:
             while time.monotonic() < stop_at:
                 body, good = request(rng)
                 start = time.perf_counter()
-                if isinstance(body, bytes):
-                    r = http.post(
-                        "/predict", content=body, headers={"content-type": "application/json"}
-                    )
-                else:
-                    r = http.post("/predict", json=body)
+                try:
+                    if isinstance(body, bytes):
+                        r = http.post(
+                            "/predict", content=body, headers={"content-type": "application/json"}
+                        )
+                    else:
+                        r = http.post("/predict", json=body)
+                except httpx.TransportError:
+                    with lock:
+                        counts["transport_errors"] += 1
+                    time.sleep(1)
+                    continue
                 took = time.perf_counter() - start
                 with lock:
                     if good:
@@ -143,7 +156,10 @@ def main() -> None:
         "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1) if ordered else None,
         "rss_mb": {"after_warmup": after_warmup, "end": last, "max": max(m for _, m in samples)},
         "growth_after_warmup_percent": round(growth, 2),
-        "passed": growth < 5 and counts["good_errors"] == 0 and counts["bad_5xx"] == 0,
+        "passed": growth < 5
+        and counts["good_errors"] == 0
+        and counts["bad_5xx"] == 0
+        and counts["transport_errors"] == 0,
         "samples": samples,
     }
     Path(args.out).parent.mkdir(exist_ok=True)

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     base_model: str | None = None
     # Comma-separated quick-start keys, each with every scope. Keys made with
     # `ner keys create` live in the database as hashes; with neither, no authentication.
+    # What `base_model` a training submitted through the API may name, besides the
+    # packaged default: names on this comma-separated list, or directories under
+    # `models_dir` (shared/services/base_models.py). The CLI is not limited.
+    allowed_base_models: str = ""
+    models_dir: Path | None = None
     api_keys: str = ""
     # How long the API trusts what it learnt about a key: a revoked key stops working
     # within this many seconds.
@@ -38,10 +43,18 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=100_000, gt=0)
     max_texts_per_request: int = Field(default=256, gt=0)
     max_bulk_documents: int = Field(default=100_000, gt=0)
+    # What an uploaded .zip may expand to (checked before and while it is decompressed).
+    max_unpacked_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # A /predict body holds a few texts: bounded far below an upload.
+    max_predict_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
 
     # /predict: how long the API waits to gather concurrent requests, and the batch bound.
     predict_batch_window_ms: float = Field(default=5.0, ge=0)
     predict_max_batch: int = Field(default=64, gt=0)
+    # Texts that may wait for a batch; past it /predict answers 503 with Retry-After at
+    # once. And how long a request may wait for its answer before a 503.
+    predict_max_queued_texts: int = Field(default=1024, gt=0)
+    predict_timeout_seconds: float = Field(default=30.0, gt=0)
     # How often the API checks the registry for a newly promoted model (must stay well
     # under the 10 s the contract allows for a promotion to reach /predict).
     model_poll_seconds: float = Field(default=2.0, gt=0)
@@ -85,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def api_key_list(self) -> list[str]:
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def allowed_base_model_list(self) -> list[str]:
+        return [m.strip() for m in self.allowed_base_models.split(",") if m.strip()]
 
     @property
     def broker_folder(self) -> Path:

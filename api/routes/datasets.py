@@ -7,24 +7,24 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from api.deps import ServicesDep, SessionDep
-from api.schemas import DatasetList, DatasetPublic
+from api.schemas import RESOURCE_ERRORS, DatasetList, DatasetPublic, IdPath, NameForm, error
 from shared.db import Dataset
 from shared.services import datasets
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=RESOURCE_ERRORS)
 
 
 @router.post(
     "",
     status_code=201,
     response_model=DatasetPublic,
-    responses={413: {"description": "upload too large"}, 422: {"description": "invalid file"}},
+    responses={413: error("upload too large"), 422: error("invalid file or form")},
 )
 def upload_dataset(
     session: SessionDep,
     services: ServicesDep,
     file: Annotated[UploadFile, File(description="CSV, CoNLL or JSONL (CONTRACT §1)")],
-    name: Annotated[str | None, Form(max_length=255)] = None,
+    name: NameForm = None,
     skip_invalid: Annotated[bool, Form(description="leave invalid sentences out")] = False,
 ) -> Dataset:
     """Validate a labelled file and store it; answers its statistics."""
@@ -36,6 +36,7 @@ def upload_dataset(
         name=name,
         skip_invalid=skip_invalid,
         max_bytes=services.settings.max_upload_bytes,
+        max_unpacked_bytes=services.settings.max_unpacked_bytes,
     )
 
 
@@ -51,6 +52,6 @@ def list_datasets(
 
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
-def get_dataset(dataset_id: str, session: SessionDep) -> Dataset:
+def get_dataset(dataset_id: IdPath, session: SessionDep) -> Dataset:
     """One dataset's statistics."""
     return datasets.get_dataset(session, dataset_id)

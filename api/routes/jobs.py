@@ -5,28 +5,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from api.deps import ServicesDep, SessionDep
 from api.routing import CONTENT_TYPE_KEY, ContentTypeRoute
 from api.schemas import (
+    RESOURCE_ERRORS,
+    IdForm,
+    IdPath,
     JobList,
     JobPublic,
     PredictJobCreate,
     ResultList,
     TrainJobCreate,
+    error,
 )
 from shared.db import Job
 from shared.services import bulk, jobs
+from shared.services.base_models import resolve_base_model
 from shared.services.datasets import read_bounded
 from shared.states import JobStatus, JobType
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=ContentTypeRoute)
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], route_class=ContentTypeRoute, responses=RESOURCE_ERRORS
+)
 
 
 @router.post("/train", status_code=202, response_model=JobPublic)
 def create_train_job(body: TrainJobCreate, session: SessionDep, services: ServicesDep) -> Job:
     """Queue a training on an uploaded dataset; poll GET /jobs/{id}."""
+    base_model = resolve_base_model(body.base_model, services.settings)
     jobs.check_datasets(
         session,
         dataset_id=body.dataset_id,
@@ -34,7 +42,7 @@ def create_train_job(body: TrainJobCreate, session: SessionDep, services: Servic
         test_dataset_id=body.test_dataset_id,
     )
     # Stored resolved: the job shows every parameter it runs with, defaults included.
-    params = body.model_dump(exclude={"dataset_id"})
+    params = body.model_dump(exclude={"dataset_id"}) | {"base_model": base_model}
     return jobs.create_train_job(session, services.outbox, body.dataset_id, params)
 
 
@@ -45,13 +53,13 @@ def create_train_job(body: TrainJobCreate, session: SessionDep, services: Servic
     status_code=202,
     response_model=JobPublic,
     openapi_extra={CONTENT_TYPE_KEY: "multipart/form-data"},
-    responses={413: {"description": "too many or too long documents"}},
+    responses={413: error("too many or too long documents")},
 )
 def create_predict_job_from_file(
     session: SessionDep,
     services: ServicesDep,
     file: Annotated[UploadFile, File(description='JSONL: one {"id", "text"} object per line')],
-    model_version: Annotated[str | None, Form(max_length=64)] = None,
+    model_version: IdForm = None,
 ) -> Job:
     """Queue a bulk prediction of a JSONL file's documents; poll GET /jobs/{id}."""
     raw = read_bounded(file.file, services.settings.max_upload_bytes)
@@ -65,7 +73,7 @@ def create_predict_job_from_file(
     "/predict",
     status_code=202,
     response_model=JobPublic,
-    responses={413: {"description": "too many or too long documents"}},
+    responses={413: error("too many or too long documents")},
 )
 def create_predict_job(body: PredictJobCreate, session: SessionDep, services: ServicesDep) -> Job:
     """Queue a bulk prediction of JSON `documents` (or send a multipart JSONL `file`)."""
@@ -91,20 +99,20 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: str, session: SessionDep) -> Job:
+def get_job(job_id: IdPath, session: SessionDep) -> Job:
     """Status, progress (0–1), stage, ETA, metrics, training curves, error."""
     return jobs.get_job(session, job_id)
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobPublic)
-def cancel_job(job_id: str, session: SessionDep) -> Job:
+def cancel_job(job_id: IdPath, session: SessionDep) -> Job:
     """Ask a job to stop: a queued job is cancelled at once, a running one within seconds."""
     return jobs.request_cancel(session, job_id)
 
 
 @router.get("/{job_id}/results", response_model=ResultList)
 def job_results(
-    job_id: str,
+    job_id: IdPath,
     session: SessionDep,
     offset: int = Query(0, ge=0, le=1_000_000_000),
     limit: int = Query(100, ge=1, le=1000),

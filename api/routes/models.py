@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from api.deps import ServicesDep, SessionDep, requires
-from api.schemas import ModelList, ModelPublic
+from api.schemas import RESOURCE_ERRORS, IdPath, ModelList, ModelPublic
 from shared.db import Model
 from shared.services import registry
 from shared.states import Scope
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=RESOURCE_ERRORS)
 
 
 @router.get("", response_model=ModelList)
@@ -25,7 +25,7 @@ def list_models(
 
 
 @router.get("/{version}", response_model=ModelPublic)
-def get_model(version: str, session: SessionDep) -> Model:
+def get_model(version: IdPath, session: SessionDep) -> Model:
     """One version with its metrics and stage."""
     return registry.get_model(session, version)
 
@@ -34,7 +34,7 @@ def get_model(version: str, session: SessionDep) -> Model:
     "/{version}/evaluation",
     responses={200: {"description": "shared/ner/analysis.py `Analysis`", "model": dict}},
 )
-def get_model_evaluation(version: str, session: SessionDep, services: ServicesDep) -> Response:
+def get_model_evaluation(version: IdPath, session: SessionDep, services: ServicesDep) -> Response:
     """The error analysis of a version on its test data: per-type scores, confusion matrix
     with missed/spurious, error counts by kind, example sentences."""
     body = registry.evaluation_json(session, services.store, version)
@@ -42,6 +42,6 @@ def get_model_evaluation(version: str, session: SessionDep, services: ServicesDe
 
 
 @router.post("/{version}/promote", response_model=ModelPublic, dependencies=[requires(Scope.admin)])
-def promote_model(version: str, session: SessionDep) -> Model:
+def promote_model(version: IdPath, session: SessionDep) -> Model:
     """Put a version in production; /predict serves it within seconds, with no restart."""
     return registry.promote(session, version)

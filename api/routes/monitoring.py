@@ -7,10 +7,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import SessionDep
 from api.metrics import JOBS
+from api.schemas import COMMON_ERRORS
 from shared.services import jobs
 from shared.states import JobStatus, JobType
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], responses=COMMON_ERRORS)
 
 
 @router.get("/metrics", response_class=Response)

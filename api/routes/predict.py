@@ -5,16 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, StateDep
-from api.schemas import PredictManyResponse, PredictOneResponse, PredictRequest
+from api.schemas import (
+    COMMON_ERRORS,
+    PredictManyResponse,
+    PredictOneResponse,
+    PredictRequest,
+    error,
+)
 from shared.errors import TooLarge
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], responses=COMMON_ERRORS)
 
 
 @router.post(
     "/predict",
     response_model=PredictOneResponse | PredictManyResponse,
-    responses={413: {"description": "a text or the list is over the limit"}, 503: {}},
+    responses={
+        413: error("a text or the list is over the limit"),
+        503: error("no model yet, the queue is full, or the deadline passed (Retry-After)"),
+    },
 )
 async def predict(
     body: PredictRequest, state: StateDep, settings: SettingsDep

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         split_dataset,
     )
     from .inference import Predictor
-    from .problems import DatasetError, Problem, format_problems
+    from .problems import DatasetError, DatasetTooLarge, Problem, format_problems
     from .splits import Splits, plan_splits
     from .training import Progress, TrainingCancelled, TrainResult, train
 
@@ -45,6 +45,7 @@ _WHERE = {
     "split_dataset": "formats",
     "Predictor": "inference",
     "DatasetError": "problems",
+    "DatasetTooLarge": "problems",
     "Problem": "problems",
     "format_problems": "problems",
     "Progress": "training",
@@ -60,6 +61,7 @@ __all__ = [
     "Analysis",
     "Dataset",
     "DatasetError",
+    "DatasetTooLarge",
     "Document",
     "Predictor",
     "Problem",

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .problems import DatasetError, Problem
+from .problems import DatasetError, Problem, unreadable_json
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,9 @@ def parse_documents(lines: Iterable[str], *, first_line: int = 1) -> list[Docume
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             problems.append(Problem(number, f"invalid JSON at column {err.colno}: {err.msg}"))
+            continue
+        except (ValueError, RecursionError) as err:
+            problems.append(Problem(number, unreadable_json(err)))
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             problems.append(Problem(number, 'expected an object with a "text" string'))

@@ -13,15 +13,17 @@ import csv
 import io
 import itertools
 import json
+import lzma
 import random
 import unicodedata
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .problems import DatasetError, Problem
+from .problems import DatasetError, DatasetTooLarge, Problem, unreadable_json
 from .tags import iob1_to_iob2, spans_to_tags, tag_error, tags_to_spans
 from .words import is_word_char, split_at, split_words
 
@@ -129,25 +131,125 @@ def _decode(data: bytes) -> str:
         raise DatasetError(problems) from None
 
 
-def _read_source(path: Path, name: str) -> tuple[str, str]:
+# Archive bounds. The central directory is checked before anything is decompressed, then
+# the bytes are counted while they stream, because the sizes a zip declares can lie.
+MAX_ZIP_ENTRIES = 1000
+DEFAULT_MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+# What zipfile itself can decompress; anything else (Deflate64, AES, PPMd...) is refused
+# up front rather than failing half-way through.
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+_ARCHIVE_SUFFIXES = (".zip", ".jar", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".zst")
+_ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")
+
+
+def _zip_problem(message: str) -> DatasetError:
+    return DatasetError([Problem(1, message)])
+
+
+def _odd_member_name(info: zipfile.ZipInfo) -> str | None:
+    """Why a member's name is refused, or None. `orig_filename` is the name as stored:
+    zipfile cuts `filename` at a NUL, which would hide it."""
+    raw = info.orig_filename
+    if any(ord(c) < 32 or c == "\x7f" for c in raw):
+        return "holds a control character (NUL, newline...)"
+    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
+        return "is an absolute path"
+    if ".." in raw.replace("\\", "/").split("/"):
+        return "climbs out of the archive (..)"
+    return None
+
+
+def _check_archive(archive: zipfile.ZipFile, max_bytes: int) -> zipfile.ZipInfo:
+    """The one .csv member to read, once the whole central directory passed the checks."""
+    infos = archive.infolist()
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise DatasetTooLarge(
+            [Problem(1, f"the .zip holds {len(infos)} entries; at most {MAX_ZIP_ENTRIES}")]
+        )
+    declared = sum(i.file_size for i in infos)
+    if declared > max_bytes:
+        raise DatasetTooLarge(
+            [Problem(1, f"the .zip expands to {declared} bytes; the limit is {max_bytes}")]
+        )
+    for info in infos:
+        why = _odd_member_name(info)
+        if why:
+            raise _zip_problem(f"the .zip member {info.orig_filename!r} {why}")
+        if info.is_dir():
+            continue
+        if info.flag_bits & 0x1:
+            raise _zip_problem(
+                f"the .zip member {info.filename!r} is encrypted; upload it unencrypted"
+            )
+        if info.compress_type not in _ZIP_METHODS:
+            raise _zip_problem(
+                f"the .zip member {info.filename!r} uses compression method "
+                f"{info.compress_type}, which cannot be read; use one of "
+                f"{', '.join(sorted(_ZIP_METHODS.values()))}"
+            )
+        if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise _zip_problem(
+                f"the .zip holds another archive ({info.filename!r}); archives inside "
+                "archives are not read: put the .csv in the .zip itself"
+            )
+    members = [
+        i
+        for i in infos
+        if not i.is_dir()
+        and i.filename.lower().endswith(".csv")
+        and not i.filename.startswith("__MACOSX/")
+    ]
+    if len(members) != 1:
+        found = ", ".join(i.filename for i in members) or "none"
+        raise _zip_problem(f"a .zip must hold exactly one .csv file (found: {found})")
+    return members[0]
+
+
+def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> bytes:
+    """The member's bytes, never more than `max_bytes` of them in memory."""
+    blocks: list[bytes] = []
+    size = 0
+    with archive.open(info) as member:
+        while block := member.read(1 << 20):
+            if not blocks and block.startswith(_ARCHIVE_MAGIC):
+                raise _zip_problem(
+                    f"the .zip member {info.filename!r} is itself an archive; "
+                    "archives inside archives are not read"
+                )
+            size += len(block)
+            if size > max_bytes:
+                raise DatasetTooLarge(
+                    [
+                        Problem(
+                            1,
+                            f"the .zip member {info.filename!r} expands past the limit of "
+                            f"{max_bytes} bytes (its header declared {info.file_size})",
+                        )
+                    ]
+                )
+            blocks.append(block)
+    return b"".join(blocks)
+
+
+def _read_source(path: Path, name: str, max_unpacked_bytes: int) -> tuple[str, str]:
     """The file's text and the name to detect its format by; a .zip (by `name` or by
-    content) must hold exactly one .csv."""
+    content) must hold exactly one .csv, and is read within the bounds above."""
     if Path(name).suffix.lower() == ".zip" or zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                members = [
-                    m
-                    for m in archive.namelist()
-                    if m.lower().endswith(".csv") and not m.startswith("__MACOSX/")
-                ]
-                if len(members) != 1:
-                    found = ", ".join(members) or "none"
-                    raise DatasetError(
-                        [Problem(1, f"a .zip must hold exactly one .csv file (found: {found})")]
-                    )
-                return _decode(archive.read(members[0])), members[0]
-        except zipfile.BadZipFile as err:
-            raise DatasetError([Problem(1, f"not a readable zip archive: {err}")]) from None
+                info = _check_archive(archive, max_unpacked_bytes)
+                return _decode(_unpack(archive, info, max_unpacked_bytes)), info.filename
+        # What a corrupt archive raises while its directory or a member is read: a bad
+        # header or CRC, a truncated stream, a broken compressed stream.
+        except (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+            raise _zip_problem(f"not a readable zip archive: {err}") from None
+        except (NotImplementedError, RuntimeError) as err:  # what zipfile cannot do
+            raise _zip_problem(f"the zip archive cannot be read: {err}") from None
     return _decode(path.read_bytes()), name
 
 
@@ -429,6 +531,9 @@ def _read_jsonl(text: str) -> Iterator[Record]:
         except json.JSONDecodeError as err:
             yield None, [Problem(err.lineno, f"invalid JSON: {err.msg}")]
             return
+        except (ValueError, RecursionError) as err:
+            yield None, [Problem(1, unreadable_json(err))]
+            return
         if isinstance(items, list):
             for obj in items:
                 yield _jsonl_record(obj, 1)
@@ -440,6 +545,9 @@ def _read_jsonl(text: str) -> Iterator[Record]:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             yield None, [Problem(number, f"invalid JSON at column {err.colno}: {err.msg}")]
+            continue
+        except (ValueError, RecursionError) as err:
+            yield None, [Problem(number, unreadable_json(err))]
             continue
         yield _jsonl_record(obj, number)
 
@@ -492,18 +600,20 @@ def read_dataset(
     format: str = "auto",
     filename: str | None = None,
     skip_invalid: bool = False,
+    max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES,
 ) -> Dataset:
     """Read and validate a dataset file. Raises `DatasetError` listing every problem by line.
 
     `filename` is the name to detect the format by when `path` is a temporary file
     (an upload). With `skip_invalid`, records with problems are left out and listed in
-    `Dataset.skipped` instead; file-level problems still raise.
+    `Dataset.skipped` instead; file-level problems still raise. A .zip may expand to at
+    most `max_unpacked_bytes` (`DatasetTooLarge` past it).
     """
     path = Path(path)
     name = filename or path.name
     if not path.is_file():
         raise DatasetError([Problem(0, f"no such file: {path}")])
-    text, member = _read_source(path, name)
+    text, member = _read_source(path, name, max_unpacked_bytes)
     if not text.strip():  # before detection, which has nothing to go by in an empty file
         raise DatasetError([Problem(1, "the file is empty")])
     fmt = detect_format(member, text) if format == "auto" else format

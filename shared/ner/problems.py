@@ -27,6 +27,14 @@ def format_problems(problems: list[Problem], limit: int = MAX_LISTED) -> str:
     return "\n".join(lines)
 
 
+def unreadable_json(err: Exception) -> str:
+    """Valid JSON syntax that the parser still refuses: nesting deeper than its recursion
+    allows, or an integer longer than Python converts (4300 digits)."""
+    if isinstance(err, RecursionError):
+        return "unreadable JSON: nested too deep"
+    return f"unreadable JSON: {err}"
+
+
 class DatasetError(ValueError):
     """A file that cannot be used as it is. `problems` lists every fault found, by line."""
 
@@ -37,3 +45,8 @@ class DatasetError(ValueError):
         if hint:
             text += "\n" + hint
         super().__init__(text)
+
+
+class DatasetTooLarge(DatasetError):
+    """A file over a size bound (an archive that expands past the limit, too many members):
+    a caller's mistake of size, which the API answers 413 rather than 422."""

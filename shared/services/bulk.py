@@ -17,6 +17,7 @@ from shared.services import jobs, registry
 from shared.services.execution import FINAL_WRITE_PATIENCE, JobRun
 from shared.services.models import ModelRef
 from shared.services.outbox import Outbox
+from shared.services.text import text_problem
 from shared.settings import Settings
 from shared.states import JobStatus
 
@@ -63,6 +64,11 @@ def submit_bulk_job(
             raise InvalidInput(
                 f"document {i}: its id has {len(doc_id)} characters; at most {MAX_DOCUMENT_ID}"
             )
+        # A JSONL file is not checked by the API's schema: the same rule, here.
+        for what, value in (("text", text), ("id", doc_id)):
+            problem = text_problem(value, stored=True)
+            if problem:
+                raise InvalidInput(f"document {i}: its {what} {problem}")
     if model_version is not None:
         version = registry.get_model(session, model_version).version
     else:

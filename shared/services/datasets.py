@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from shared.db import Dataset, new_id
 from shared.errors import InvalidInput, NotFound, TooLarge
-from shared.ner import DatasetError, read_dataset
+from shared.ner import DatasetError, DatasetTooLarge, read_dataset
+from shared.ner.formats import DEFAULT_MAX_UNPACKED_BYTES
+from shared.services.text import text_problem
 from shared.storage import ObjectStore
 
 
@@ -23,6 +25,15 @@ def safe_filename(name: str | None) -> str:
     base = Path(name or "upload").name
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", base)[:100].lstrip(".")
     return cleaned or "upload"
+
+
+def _display_name(name: str) -> str:
+    """A name a database column can hold: a multipart filename can carry a NUL, a lone
+    surrogate or control characters."""
+    cleaned = "".join(
+        c if c.isprintable() and text_problem(c, stored=True) is None else "_" for c in name
+    )
+    return cleaned[:255] or "upload"
 
 
 def bounded_blocks(source: BinaryIO, limit: int) -> Iterator[bytes]:
@@ -54,6 +65,7 @@ def create_dataset(
     name: str | None,
     skip_invalid: bool,
     max_bytes: int,
+    max_unpacked_bytes: int | None = None,
 ) -> Dataset:
     """Validate the upload and store it; InvalidInput lists every problem with its line.
 
@@ -64,13 +76,20 @@ def create_dataset(
         local = Path(tmp) / safe
         copy_bounded(source, local, max_bytes)
         try:
-            dataset = read_dataset(local, filename=safe, skip_invalid=skip_invalid)
+            dataset = read_dataset(
+                local,
+                filename=safe,
+                skip_invalid=skip_invalid,
+                max_unpacked_bytes=max_unpacked_bytes or DEFAULT_MAX_UNPACKED_BYTES,
+            )
+        except DatasetTooLarge as exc:
+            raise TooLarge([p.as_dict() for p in exc.problems]) from None
         except DatasetError as exc:
             raise InvalidInput([p.as_dict() for p in exc.problems]) from None
         stats: dict[str, Any] = dataset.stats()
         row = Dataset(
             id=new_id(),
-            name=(name or filename or safe)[:255],
+            name=_display_name(name or filename or safe),
             format=dataset.format,
             sentences=int(stats["sentences"]),
             tokens=int(stats["tokens"]),

@@ -1,0 +1,269 @@
+"""Load /predict of a running API (issue 7, point 3; issue 10 reuses it).
+
+Three phases: sequential requests (one client, one at a time), then 1 client, then 16
+clients, each for `--seconds`, every client on its own keep-alive connection. With
+`--malformed 0.2`, a fifth of the requests are malformed on purpose (a lone surrogate,
+invalid JSON, bytes that are not UTF-8, an over-long text, a wrong type, deep nesting);
+those must get a 4xx and must not disturb the well-formed ones, which must all get a 200.
+
+    python benchmarks/predict_load.py --url http://127.0.0.1:8000 --seconds 60 --malformed 0.2
+
+Reports p50/p95/p99 latency, requests/s and errors, separately for well-formed and
+malformed requests, and the API process's resident memory before and after (from its
+/metrics, or /proc/<pid> with --pid). Writes benchmarks/results/<name>.json with the CPU
+model and flags (amx_bf16, avx512_bf16, avx512_vnni).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from benchmarks.http_common import machine, write_result
+
+SENTENCES = [
+    "Angela Merkel visited Paris on Tuesday to meet Emmanuel Macron .",
+    "The United Nations held a summit in Geneva last week .",
+    "Apple opened a new office in Berlin , said Tim Cook .",
+    "Barack Obama was born in Honolulu , Hawaii .",
+    "Lionel Messi signed for Inter Miami in 2023 .",
+    "The river Thames flows through London and Oxford .",
+    "Siemens and Bosch reported strong results in Munich .",
+    "Marie Curie worked at the University of Paris .",
+]
+
+JSON = {"content-type": "application/json"}
+# (name, headers, body): each must be answered with a 4xx, never a 5xx.
+MALFORMED: list[tuple[str, dict[str, str], bytes]] = [
+    ("lone surrogate", JSON, b'{"text": "Angela \\ud800 Merkel"}'),
+    ("surrogate in a list", JSON, b'{"texts": ["fine text", "bad \\udfff"]}'),
+    ("invalid JSON", JSON, b'{"text": "unterminated'),
+    ("not UTF-8", JSON, b'{"text": "\xff\xfe\xfd"}'),
+    ("wrong type", JSON, b'{"text": 42}'),
+    ("both fields", JSON, b'{"text": "a", "texts": ["b"]}'),
+    ("empty list", JSON, b'{"texts": []}'),
+    ("deep nesting", JSON, b"[" * 5000 + b"]" * 5000),
+    ("over-long text", JSON, json.dumps({"text": "word " * 40_000}).encode()),
+]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.good_latency: list[float] = []
+        self.good_status: Counter[str] = Counter()
+        self.bad_status: Counter[str] = Counter()
+        self.bad_kinds: Counter[str] = Counter()
+        self.good_errors = 0  # a well-formed request not answered 200
+        self.bad_errors = 0  # a malformed request answered 5xx or not at all
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        lat = self.good_latency
+        total = len(lat) + sum(self.bad_status.values())
+        return {
+            "seconds": round(seconds, 2),
+            "requests": total,
+            "requests_per_second": round(total / seconds, 2) if seconds else None,
+            "well_formed": {
+                "requests": sum(self.good_status.values()),
+                "ok_per_second": round(self.good_status.get("200", 0) / seconds, 2),
+                "errors": self.good_errors,
+                "statuses": dict(self.good_status),
+                "latency_ms": {
+                    "p50": _ms(percentile(lat, 50)),
+                    "p95": _ms(percentile(lat, 95)),
+                    "p99": _ms(percentile(lat, 99)),
+                    "mean": _ms(statistics.fmean(lat)) if lat else None,
+                    "max": _ms(max(lat)) if lat else None,
+                },
+            },
+            "malformed": {
+                "requests": sum(self.bad_status.values()),
+                "errors": self.bad_errors,
+                "statuses": dict(self.bad_status),
+                "kinds": dict(self.bad_kinds),
+            },
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Random, bad: float):
+    if rng.random() < bad:
+        kind, headers, body = rng.choice(MALFORMED)
+        tally.bad_kinds[kind] += 1
+        try:
+            r = await client.post("/predict", content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            tally.bad_status[type(exc).__name__] += 1
+            tally.bad_errors += 1
+            return
+        tally.bad_status[str(r.status_code)] += 1
+        if r.status_code >= 500:
+            tally.bad_errors += 1
+        return
+    count = rng.choice((1, 1, 1, 2, 4))
+    payload = (
+        {"text": rng.choice(SENTENCES)}
+        if count == 1
+        else {"texts": [rng.choice(SENTENCES) for _ in range(count)]}
+    )
+    started = time.perf_counter()
+    try:
+        r = await client.post("/predict", json=payload)
+    except httpx.HTTPError as exc:
+        tally.good_status[type(exc).__name__] += 1
+        tally.good_errors += 1
+        return
+    tally.good_latency.append(time.perf_counter() - started)
+    tally.good_status[str(r.status_code)] += 1
+    if r.status_code != 200:
+        tally.good_errors += 1
+
+
+def make_client(url: str, headers: dict[str, str]) -> httpx.AsyncClient:
+    # One connection per client, kept alive for the whole phase.
+    return httpx.AsyncClient(
+        base_url=url,
+        headers=headers,
+        timeout=120,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+    )
+
+
+async def sequential(url: str, headers: dict[str, str], n: int, seed: int) -> dict[str, Any]:
+    tally, rng = Tally(), random.Random(seed)
+    async with make_client(url, headers) as client:
+        started = time.perf_counter()
+        for _ in range(n):
+            await one_request(client, tally, rng, 0.0)
+        return tally.summary(time.perf_counter() - started)
+
+
+async def clients_for(
+    url: str, headers: dict[str, str], clients: int, seconds: float, bad: float, seed: int
+) -> dict[str, Any]:
+    tally = Tally()
+    stop_at = time.perf_counter() + seconds
+
+    async def client_loop(i: int) -> None:
+        rng = random.Random(seed + i)
+        async with make_client(url, headers) as client:
+            while time.perf_counter() < stop_at:
+                await one_request(client, tally, rng, bad)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(i) for i in range(clients)))
+    result = tally.summary(time.perf_counter() - started)
+    result["clients"] = clients
+    return result
+
+
+def resident_memory(url: str, headers: dict[str, str], pid: int | None) -> int | None:
+    """The API process's resident bytes: /proc/<pid> when given, else its /metrics."""
+    if pid:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    try:
+        text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
+    except httpx.HTTPError:
+        return None
+    match = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M)
+    return int(float(match.group(1))) if match else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="the API, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--api-key", help="sent as Authorization: Bearer")
+    parser.add_argument("--seconds", type=float, default=60, help="per concurrent phase")
+    parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
+    parser.add_argument("--sequential", type=int, default=50, help="requests, one at a time")
+    parser.add_argument("--malformed", type=float, default=0.0, help="share of bad requests")
+    parser.add_argument("--pid", type=int, help="the API process, for its memory")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="predict_load", help="result file name")
+    parser.add_argument("--note", default="", help="how the machine was loaded, etc.")
+    args = parser.parse_args(argv)
+    if not 0 <= args.malformed < 1:
+        parser.error("--malformed is a share between 0 and 1")
+    url = args.url.rstrip("/")
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+
+    try:
+        probe = httpx.post(f"{url}/predict", json={"text": SENTENCES[0]}, headers=headers)
+    except httpx.HTTPError as exc:
+        print(f"predict_load: {url} does not answer: {exc}", file=sys.stderr)
+        return 2
+    if probe.status_code != 200:
+        print(
+            f"predict_load: /predict answers {probe.status_code}: {probe.text[:300]}",
+            file=sys.stderr,
+        )
+        return 2
+
+    result: dict[str, Any] = {"machine": machine(), "target": url, "note": args.note}
+    result["settings"] = {
+        "seconds": args.seconds,
+        "malformed_share": args.malformed,
+        "model_version": probe.json().get("model_version"),
+    }
+    result["memory_before_bytes"] = resident_memory(url, headers, args.pid)
+    phases: dict[str, Any] = {}
+    phases["sequential"] = asyncio.run(sequential(url, headers, args.sequential, args.seed))
+    _print("sequential", phases["sequential"])
+    for n in (int(c) for c in args.clients.split(",")):
+        name = f"{n}_clients"
+        phases[name] = asyncio.run(
+            clients_for(url, headers, n, args.seconds, args.malformed, args.seed)
+        )
+        _print(name, phases[name])
+    result["phases"] = phases
+    result["memory_after_bytes"] = resident_memory(url, headers, args.pid)
+    before, after = result["memory_before_bytes"], result["memory_after_bytes"]
+    if before and after:
+        result["memory_growth_percent"] = round(100 * (after - before) / before, 2)
+        print(f"API resident memory: {before / 2**20:.0f} MiB → {after / 2**20:.0f} MiB")
+    path = write_result(args.name, result)
+    print(f"written: {path}")
+    errors = sum(p["well_formed"]["errors"] + p["malformed"]["errors"] for p in phases.values())
+    return 1 if errors else 0
+
+
+def _print(name: str, phase: dict[str, Any]) -> None:
+    good, bad = phase["well_formed"], phase["malformed"]
+    lat = good["latency_ms"]
+    print(
+        f"{name:12} {phase['requests']:6} requests  {phase['requests_per_second']:8} req/s  "
+        f"well-formed p50 {lat['p50']} ms p95 {lat['p95']} ms p99 {lat['p99']} ms, "
+        f"errors {good['errors']}  |  malformed {bad['requests']} "
+        f"(5xx or no answer: {bad['errors']}) {bad['statuses']}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
