@@ -67,7 +67,7 @@ class TrainConfig(BaseModel):
 
     # Accuracy features (docs/benchmarks.md has the ablation behind each default).
     casing: bool = Field(
-        default=False,
+        default=True,
         description="word shapes (lower, Title, UPPER...) as token types: gives an uncased "
         "encoder back the capital letters",
     )

@@ -152,6 +152,10 @@ def prepare_model(model: Any, config: TrainConfig) -> None:
     if config.casing:
         enable_casing(model)  # sets ner_casing, unless the encoder has no token types
     model.config.ner_decoding = config.decoding
+    if config.context_length and not 16 <= config.context_length <= 512:
+        raise ValueError(f"context_length must be 0 (off) or 16-512, not {config.context_length}")
+    if config.layer_decay <= 0 or config.layer_decay > 1:
+        raise ValueError(f"layer_decay must be in (0, 1], not {config.layer_decay}")
     if config.context_mode not in CONTEXT_MODES:
         modes = ", ".join(CONTEXT_MODES)
         raise ValueError(f"context_mode must be one of {modes}, not {config.context_mode!r}")
