@@ -189,18 +189,7 @@ def _features(
         [IGNORE] * len(c.left) + [label_index.get(t, 0) for t in s.tags] + [IGNORE] * len(c.right)
         for s, c in zip(sentences, contexts, strict=True)
     ]
-    windows = encoder.encode(words, tags, continuation_ids(labels))
-    features = []
-    for w in windows:
-        feature = {
-            "input_ids": w.input_ids,
-            "attention_mask": [1] * len(w.input_ids),
-            "labels": w.labels or [],
-        }
-        if casing:
-            feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
-        features.append(feature)
-    return features
+    return _window_features(encoder, words, tags, labels, casing)
 
 
 def packed_encoder(tokenizer: Any, context_length: int) -> WindowEncoder:
@@ -226,6 +215,18 @@ def _packed_features(
         words.append([t for i in run for t in sentences[i].tokens])
         tags.append([label_index.get(t, 0) for i in run for t in sentences[i].tags])
     encoder = packed_encoder(tokenizer, config.context_length)
+    return _window_features(encoder, words, tags, labels, casing)
+
+
+def _window_features(
+    encoder: WindowEncoder,
+    words: list[list[str]],
+    tags: list[list[int]],
+    labels: list[str],
+    casing: bool,
+) -> list[dict[str, list[int]]]:
+    """The collator's input for each window of the encoded texts (with word shapes as token
+    types when casing is on)."""
     features = []
     for w in encoder.encode(words, tags, continuation_ids(labels)):
         feature = {

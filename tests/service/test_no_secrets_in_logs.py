@@ -22,7 +22,7 @@ import pytest
 from shared.db import session_scope
 from shared.services import keys
 from shared.settings import Settings
-from tests.service.conftest import Process, free_port, settings_env, wait_http_ok, wait_job
+from tests.service.conftest import running_stack, settings_env, wait_job
 from tests.service.data import csv_text
 
 pytestmark = pytest.mark.services
@@ -49,16 +49,8 @@ def run(
     env = settings_env(
         service_settings, NER_BASE_MODEL=str(tiny_base_model), NER_API_KEYS=QUICK_KEY
     )
-    port = free_port()
-    api = Process(["-m", "api", "--port", str(port)], env, logs / "api.log").start()
-    worker = Process(["-m", "worker"], env, logs / "worker.log").start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(f"{base}/healthz", api)
-        yield {"base": base, "token": token, "api": api, "worker": worker}
-    finally:
-        worker.stop()
-        api.stop()
+    with running_stack(env, logs) as stack:
+        yield {**stack, "token": token}
 
 
 def test_no_key_or_text_reaches_the_logs(run: dict) -> None:
