@@ -41,6 +41,9 @@ SAMPLE = (
     "Iraq agreed."
 )
 # Offsets must hold for any input: non-ASCII, combining marks, tabs, repeated spaces.
+# A model that finds entities after about a minute on 2 busy cores: one epoch over a few
+# hundred sentences, in small batches with a high learning rate (test F1 about 0.4).
+SMALL_MODEL = {"epochs": 1, "batch_size": 8, "learning_rate": 5e-4}
 AWKWARD = "  Ärzte\u00a0in  São Paulo\tand  Zürich  met   Mr.  Müller on Friday .\n\nBritain  too."
 
 
@@ -287,7 +290,7 @@ def run(args: argparse.Namespace) -> None:
         "/jobs/train",
         {
             "dataset_id": dataset["id"],
-            "epochs": 1,
+            **SMALL_MODEL,
             "max_sentences": args.max_sentences,
             "seed": 7,
         },
@@ -343,11 +346,18 @@ def run(args: argparse.Namespace) -> None:
     t_restart = time.monotonic()
     stack.compose("restart", "worker")
     timing("bulk: `restart worker` command", time.monotonic() - t_restart)
+    # Celery's warm shutdown lets the running task go on; a job that outlasts the worker's
+    # stop_grace_period is killed with it, and the restarted worker takes it up again once its
+    # heartbeat is stale (NER_STALE_JOB_SECONDS), skipping the chunks already stored.
     state = api.call("GET", f"/jobs/{bulk['id']}")
+    interrupted = state["status"] == "running"
     RESULT["bulk_progress_after_restart"] = state["progress"]
-    RESULT["bulk_status_after_restart"] = state["status"]
-    log(f"bulk job right after the restart: {state['status']}, progress {state['progress']:.2f}")
-    bulk_done = api.wait_job(bulk["id"], timeout=900)
+    RESULT["bulk_killed_mid_job"] = interrupted
+    log(
+        f"bulk job right after the restart: {state['status']}, progress {state['progress']:.2f}"
+        + (" (the worker was killed mid-job)" if interrupted else " (finished in the grace period)")
+    )
+    bulk_done = api.wait_job(bulk["id"], timeout=1200)
     timing("bulk: submit to succeeded (restart included)", time.monotonic() - t0)
     timing("bulk: restart to succeeded", time.monotonic() - t_restart)
     check(bulk_done["status"] == "succeeded", "bulk: job succeeded after the worker restart")
@@ -370,7 +380,7 @@ def run(args: argparse.Namespace) -> None:
     job2 = api.call(
         "POST",
         "/jobs/train",
-        {"dataset_id": dataset["id"], "epochs": 1, "max_sentences": args.max_sentences // 4},
+        {"dataset_id": dataset["id"], **SMALL_MODEL, "max_sentences": args.max_sentences // 4},
         expect=(202,),
     )
     job2 = api.wait_job(job2["id"], timeout=1200)
@@ -444,11 +454,11 @@ def main() -> int:
     parser.add_argument("--project", required=True, help="the compose project name")
     parser.add_argument("--api", required=True, help="the API's published URL")
     parser.add_argument("--result", type=Path, required=True, help="JSON file to write")
-    parser.add_argument("--train-rows", type=int, default=2000)
-    parser.add_argument("--max-sentences", type=int, default=1200)
-    parser.add_argument("--bulk-docs", type=int, default=3000)
+    parser.add_argument("--train-rows", type=int, default=1000)
+    parser.add_argument("--max-sentences", type=int, default=500)
+    parser.add_argument("--bulk-docs", type=int, default=12000)
     parser.add_argument(
-        "--restart-at", type=float, default=0.1, help="bulk progress at which to restart"
+        "--restart-at", type=float, default=0.05, help="bulk progress at which to restart"
     )
     args = parser.parse_args()
     started = time.monotonic()
