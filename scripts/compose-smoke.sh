@@ -20,7 +20,8 @@
 #   PYTHON_IMAGE, PIP_INDEX_URL, TORCH_INDEX_URL, TORCH_FIND_LINKS   the Dockerfiles' build
 #                       arguments (their defaults are the public sources)
 #   TORCH_WHEEL_DIR     a local folder with the torch CPU wheel: served over HTTP to the
-#                       builds on the Docker bridge and passed as TORCH_FIND_LINKS
+#                       builds on the Docker bridge (port NER_SMOKE_WHEEL_PORT, 18931) and
+#                       passed as TORCH_FIND_LINKS
 #   DEBIAN_MIRROR       mirror for debootstrap (--standins; default: the one apt uses here)
 #   NER_SMOKE_BULK_DOCS documents in the bulk job (12000: still running a minute after the
 #                       worker is told to restart, so the restart kills it mid-job)
@@ -169,7 +170,8 @@ if [ -n "${TORCH_WHEEL_DIR:-}" ] && [ -z "${TORCH_FIND_LINKS:-}" ]; then
   # The builds' containers reach the host on the bridge's gateway address; serve only there.
   gateway=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
   [ -n "$gateway" ] || gateway=$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+  # A fixed port: the URL is a build argument, so a new one would rebuild torch's layer.
+  port="${NER_SMOKE_WHEEL_PORT:-18931}"
   python3 -m http.server "$port" --bind "$gateway" --directory "$TORCH_WHEEL_DIR" \
     >"$OUT/wheel-server.log" 2>&1 &
   WHEEL_SERVER_PID=$!
@@ -209,7 +211,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 for name, seconds in r["timings_s"].items():
     print(f"    {name:<58} {seconds:>7} s")
-print(f"    checks passed: {len(r[\"checks\"])}")
+print("    bulk job killed mid-job by the restart:", r.get("bulk_killed_mid_job"))
+print("    checks passed:", len(r["checks"]))
 print("==> compose smoke OK" if r["ok"] else "==> compose smoke FAILED: " + r["failure"])
 ' "$OUT/result.json"
 exit "$rc"

@@ -19,6 +19,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import shlex
 import statistics
 import subprocess
@@ -66,8 +67,8 @@ RESULT: dict[str, Any] = {"checks": [], "timings_s": {}}
 
 
 def timing(name: str, seconds: float) -> None:
-    RESULT["timings_s"][name] = round(seconds, 1)
-    log(f"time: {name} {seconds:.1f} s")
+    RESULT["timings_s"][name] = round(seconds, 3 if seconds < 1 else 1)
+    log(f"time: {name} {seconds:.3g} s")
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -463,6 +464,9 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     RESULT["date_utc"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    # Timings depend on what else the host runs: note its load around the run.
+    RESULT["load_average_1min"] = {"start": round(os.getloadavg()[0], 1)}
+    RESULT["cpus"] = os.cpu_count()
     try:
         run(args)
         RESULT["ok"] = True
@@ -471,6 +475,7 @@ def main() -> int:
         RESULT["failure"] = str(exc)
         log(f"FAILED: {exc}")
     RESULT["timings_s"]["flow total"] = round(time.monotonic() - started, 1)
+    RESULT["load_average_1min"]["end"] = round(os.getloadavg()[0], 1)
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(RESULT, indent=2) + "\n")
     return 0 if RESULT["ok"] else 1
