@@ -109,7 +109,11 @@ fi
 WHEEL_SERVER_PID=
 cleanup() {
   local rc=$?
-  [ -n "$WHEEL_SERVER_PID" ] && kill "$WHEEL_SERVER_PID" 2>/dev/null
+  # Best effort from here on: a failing step must not skip the rest or change the status.
+  set +e
+  if [ -n "$WHEEL_SERVER_PID" ]; then
+    kill "$WHEEL_SERVER_PID" 2>/dev/null
+  fi
   if [ "$KEEP" -eq 0 ]; then
     log "stopping the stack: ${COMPOSE_CMD[*]} down -v"
     "${COMPOSE_CMD[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
@@ -192,7 +196,10 @@ done
 # The tags docker-compose.yml runs (NER_API_IMAGE / NER_WORKER_IMAGE, ner-*:local by default).
 build api "${NER_API_IMAGE:-ner-api:local}" Dockerfile.api . "${BUILD_ARGS[@]}"
 build worker "${NER_WORKER_IMAGE:-ner-worker:local}" Dockerfile.worker . "${BUILD_ARGS[@]}"
-[ -n "$WHEEL_SERVER_PID" ] && kill "$WHEEL_SERVER_PID" && WHEEL_SERVER_PID=
+if [ -n "$WHEEL_SERVER_PID" ]; then
+  kill "$WHEEL_SERVER_PID" 2>/dev/null || true
+  WHEEL_SERVER_PID=
+fi
 
 # -- the flow ------------------------------------------------------------------------------------
 
