@@ -176,14 +176,18 @@ if [ -n "${TORCH_WHEEL_DIR:-}" ] && [ -z "${TORCH_FIND_LINKS:-}" ]; then
   [ -n "$gateway" ] || gateway=$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
   # A fixed port: the URL is a build argument, so a new one would rebuild torch's layer.
   port="${NER_SMOKE_WHEEL_PORT:-18931}"
-  python3 -m http.server "$port" --bind "$gateway" --directory "$TORCH_WHEEL_DIR" \
+  python3 -u -m http.server "$port" --bind "$gateway" --directory "$TORCH_WHEEL_DIR" \
     >"$OUT/wheel-server.log" 2>&1 &
   WHEEL_SERVER_PID=$!
-  export TORCH_FIND_LINKS="http://$gateway:$port/"
-  for _ in $(seq 50); do
-    curl -fsS -o /dev/null "$TORCH_FIND_LINKS" 2>/dev/null && break
+  # Up once it says so; gone at once when the port is taken.
+  for _ in $(seq 100); do
+    grep -q '^Serving HTTP' "$OUT/wheel-server.log" && break
+    kill -0 "$WHEEL_SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
+  grep -q '^Serving HTTP' "$OUT/wheel-server.log" ||
+    die "could not serve $TORCH_WHEEL_DIR on $gateway:$port (NER_SMOKE_WHEEL_PORT): $(tail -n 1 "$OUT/wheel-server.log")"
+  export TORCH_FIND_LINKS="http://$gateway:$port/"
   log "torch wheels from $TORCH_WHEEL_DIR served at $TORCH_FIND_LINKS"
 fi
 
