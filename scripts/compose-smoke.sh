@@ -209,6 +209,7 @@ fi
 
 log "flow: ${COMPOSE_CMD[*]}, API on http://127.0.0.1:$NER_API_PORT"
 rc=0
+rm -f "$OUT/result.json" # a flow that dies writes none: never report an older one
 python3 scripts/compose_smoke.py \
   --compose "${COMPOSE_CMD[*]}" --project "$PROJECT" \
   --api "http://127.0.0.1:$NER_API_PORT" --result "$OUT/result.json" \
@@ -216,6 +217,7 @@ python3 scripts/compose_smoke.py \
 
 log "images (build time, size)"
 cat "$TIMES"
+[ -f "$OUT/result.json" ] || die "the flow ended (exit $rc) without writing $OUT/result.json"
 log "result: $OUT/result.json"
 python3 -c '
 import json, sys
