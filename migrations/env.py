@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -11,6 +13,11 @@ from shared.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
+
+# Run as `alembic ...` (e.g. compose's one-shot `migrate` service): log what it applies, as
+# alembic.ini says. Called from `ner api` (shared.migrate) the service's logging stays as is.
+if config.cmd_opts is not None and config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:
