@@ -49,6 +49,8 @@ done
 
 PROJECT="${NER_SMOKE_PROJECT:-ner-smoke}"
 export NER_API_PORT="${NER_API_PORT:-18000}"
+# compose requires an API key: a fresh random one for this run (unless one is given).
+export NER_API_KEYS="${NER_API_KEYS:-smoke-$(python3 -c 'import secrets; print(secrets.token_hex(24))')}"
 export MINIO_CONSOLE_PORT="${MINIO_CONSOLE_PORT:-19001}"
 OUT="$ROOT/var/compose-smoke"
 mkdir -p "$OUT"

@@ -88,7 +88,8 @@ class Api:
         expect: tuple[int, ...] = (200,),
         timeout: float = 120,
     ) -> Any:
-        headers = {}
+        # compose requires a key (NER_API_KEYS); the smoke generates one and sends it.
+        headers = {"Authorization": f"Bearer {os.environ['NER_API_KEYS'].split(',')[0]}"}
         data = None
         if files is not None:
             boundary = uuid.uuid4().hex
