@@ -61,7 +61,7 @@ wait_for() {
 
 start_pg() {
   if pg_up; then return 0; fi
-  local data="$DIR/pg"
+  local data="${PG_DATA:-$DIR/pg}"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
     if [ "$(id -u)" = 0 ]; then chown -R postgres "$data"; fi
@@ -135,11 +135,15 @@ case "${1:-}" in
     env_lines
     ;;
   pg-stop)
-    # Fault tests: the database goes away (fast shutdown) and comes back (pg-start).
-    as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null
+    # Fault tests: the database goes away (fast shutdown) and comes back (pg-start). The
+    # server on the port is asked for its data directory: it may be another checkout's.
+    data=$("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc 'show data_directory')
+    echo "$data" >"$DIR/pg.stopped"
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
     ;;
   pg-start)
-    start_pg >/dev/null
+    PG_DATA=$(cat "$DIR/pg.stopped" 2>/dev/null || echo "$DIR/pg") start_pg >/dev/null
+    rm -f "$DIR/pg.stopped"
     ;;
   status)
     pg_up && redis_up && s3_up
