@@ -23,7 +23,7 @@ from typing import Any
 from api.metrics import PREDICT_BATCH, PREDICT_REJECTED, PREDICT_REQUESTS_PER_BATCH
 from api.model_service import LoadedModel, ModelService
 from shared.errors import NO_MODEL_DETAIL, InvalidInput, Unavailable
-from shared.ner.runtime import release_free_memory
+from shared.ner.runtime import MODEL_ERRORS, release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class MicroBatcher:
         PREDICT_REQUESTS_PER_BATCH.observe(len(batch))
         try:
             results = await self._infer(loaded, texts)
-        except Exception:
+        except MODEL_ERRORS:
             log.warning("a /predict batch of %d texts failed; isolating the culprit", len(texts))
             await self._run_one_by_one(loaded, batch)
             return
@@ -179,7 +179,7 @@ class MicroBatcher:
             for i, text in enumerate(p.texts):
                 try:
                     answers.extend(await self._infer(loaded, [text]))
-                except Exception as exc:
+                except MODEL_ERRORS as exc:
                     if model_works is None:
                         model_works = await self._model_works(loaded)
                     if not model_works:
@@ -206,7 +206,7 @@ class MicroBatcher:
     async def _model_works(self, loaded: LoadedModel) -> bool:
         try:
             await self._infer(loaded, [_PROBE])
-        except Exception:
+        except MODEL_ERRORS:
             return False
         return True
 

@@ -14,14 +14,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.metrics import MODEL_LOADS, MODEL_VERSION
 from shared.db import session_scope
+from shared.ner.runtime import MODEL_ERRORS
 from shared.services import registry
 from shared.services.context import Services
 
 log = logging.getLogger(__name__)
+# What fetching and loading a model raises when it cannot be served: the store (a missing
+# or tampered file: ChecksumMismatch is a ValueError, ObjectNotFound a KeyError), the disk,
+# and transformers/torch refusing the directory.
+LOAD_ERRORS = (OSError, BotoCoreError, ClientError, *MODEL_ERRORS)
 # A version that failed to load is tried again after this long, not on every poll.
 RETRY_FAILED_SECONDS = 60.0
 
@@ -78,7 +84,7 @@ class ModelService:
             return False
         try:
             loaded = LoadedModel(version, self.services.models.predictor(ref))
-        except Exception:
+        except LOAD_ERRORS:
             # A broken or tampered model must not take the API down: the old model keeps
             # serving, the failure is logged and counted, and the load retried later.
             self._failed[version] = time.monotonic()

@@ -41,6 +41,18 @@ def autocast(device: torch.device, enabled: bool) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+# What tokenizing and a forward pass raise on input they cannot handle (tokenizers and torch
+# report bad input as these): a caller isolating one bad text catches exactly these, and lets
+# anything else (MemoryError, KeyboardInterrupt...) through.
+MODEL_ERRORS: tuple[type[Exception], ...] = (
+    RuntimeError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+)
+
+
 def release_free_memory() -> None:
     """Hand memory malloc holds but does not use back to the system (glibc's malloc_trim;
     nothing elsewhere). Cheap: a few milliseconds."""

@@ -19,6 +19,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import event, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import Job, OutboxMessage, session_scope, utcnow
@@ -85,8 +86,10 @@ class Outbox:
                 sent += 1
             except BROKER_ERRORS as exc:
                 log.warning("job %s: message not sent yet (%s); the sweeper retries", job_id, exc)
-            except Exception:
-                log.exception("job %s: sending its message failed; the sweeper retries", job_id)
+            except SQLAlchemyError as exc:
+                # The database went away between the send and marking it sent: the sweeper
+                # sends it again, and the task's claim makes the duplicate harmless.
+                log.warning("job %s: not marked sent (%s); the sweeper retries", job_id, exc)
         return sent
 
     def _mark_sent(self, row: OutboxMessage) -> None:
