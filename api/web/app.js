@@ -703,16 +703,7 @@ async function viewModels(root) {
   const names = Object.fromEntries(datasets.items.map((d) => [d.id, d]));
   const types = [...new Set(models.items.flatMap((m) => Object.keys(m.metrics?.per_type || {})))].sort();
 
-  const promote = (m) => async () => {
-    if (!window.confirm(`Put model ${m.version} in production? POST /predict serves it within seconds; the current production model is archived.`)) return;
-    try {
-      await api(`/models/${encodeURIComponent(m.version)}/promote`, { method: "POST" });
-      await route();
-      flash(`Model ${m.version} is now in production.`, { ok: true });
-    } catch (err) {
-      flash("", { err });
-    }
-  };
+  const promote = (m) => () => promoteModel(m.version);
 
   if (!models.items.length) {
     box.append(el("p", { class: "muted" }, "No model yet: train one under ", el("a", { href: "#/data" }, "Data & training"), "."));
@@ -754,20 +745,23 @@ async function viewModels(root) {
   );
 }
 
+// Promote after the user confirms; the page is drawn again and the outcome shown.
+async function promoteModel(version) {
+  if (!window.confirm(`Put model ${version} in production? POST /predict serves it within seconds; the current production model is archived.`)) return;
+  try {
+    await api(`/models/${encodeURIComponent(version)}/promote`, { method: "POST" });
+    await route();
+    flash(`Model ${version} is now in production.`, { ok: true });
+  } catch (err) {
+    flash("", { err });
+  }
+}
+
 async function viewModel(root, version) {
   const m = await api(`/models/${encodeURIComponent(version)}`);
   const metrics = m.metrics || {};
   const analysis = el("section", { id: "analysis", "aria-label": "error analysis" }, el("p", { class: "muted" }, "Loading the error analysis…"));
-  const promote = async () => {
-    if (!window.confirm(`Put model ${m.version} in production? POST /predict serves it within seconds.`)) return;
-    try {
-      await api(`/models/${encodeURIComponent(m.version)}/promote`, { method: "POST" });
-      await route();
-      flash(`Model ${m.version} is now in production.`, { ok: true });
-    } catch (err) {
-      flash("", { err });
-    }
-  };
+  const promote = () => promoteModel(m.version);
   root.append(
     el("h1", {}, `Model ${m.version}`),
     el(
