@@ -1,5 +1,5 @@
-"""Micro-batching for /predict: requests arriving within a few milliseconds of each other
-run as one forward pass, bounded in size, off the event loop.
+"""Micro-batching for /predict: requests waiting together run as one forward pass, bounded
+in size, off the event loop; a request to an idle service runs at once.
 
 Callers are isolated from each other in three ways:
 - the queue is bounded (in texts): past it a request is refused at once with 503 and
@@ -118,10 +118,15 @@ class MicroBatcher:
         return item
 
     async def _gather(self) -> list[_Pending]:
+        """The next batch. Requests that came while the last batch ran go together at once;
+        a lone request never waits (an idle service answers without a batching window);
+        only when others are queued behind the first does the batch wait up to `window`
+        for more, as a busy service's requests come in bursts."""
+        busy = len(self._waiting) > 1
         batch = [await self._next()]
         size = len(batch[0].texts)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.window
+        deadline = loop.time() + (self.window if busy else 0.0)
         while size < self.max_batch:
             self._arrived.clear()  # before the check: an arrival after it sets it again
             if not self._waiting:

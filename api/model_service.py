@@ -104,5 +104,5 @@ class ModelService:
         if previous is not None:
             MODEL_VERSION.remove(previous.version)
         MODEL_VERSION.labels(version).set(1)
-        log.info("now serving model %s", version)
+        log.info("now serving model %s (%s)", version, getattr(loaded.predictor, "backend", "?"))
         return True

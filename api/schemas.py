@@ -249,6 +249,11 @@ class ModelPublic(BaseModel):
     base_model: str
     labels: list[str]
     metrics: dict[str, Any]
+    serving: dict[str, Any] | None = Field(
+        default=None,
+        description="CPU serving: `serve` is the ONNX variant used (int8, fp32) or null "
+        "(PyTorch), with each variant's parity on the validation data",
+    )
     stage: ModelStage
     created_at: datetime
     promoted_at: datetime | None = None

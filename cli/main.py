@@ -59,6 +59,7 @@ def _model_dir(path: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from shared.ner import train  # torch loads here, for the commands that need it
+    from shared.ner.onnx_model import serving_report
 
     try:
         config = model_from_args(TrainConfig, args)
@@ -82,12 +83,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
-    print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
+    serving = serving_report(result.model_dir)
+    summary: dict[str, Any] = {"model_dir": str(result.model_dir), "metrics": result.metrics}
+    summary["serving"] = serving["serve"] if serving else None  # the ONNX variant, or PyTorch
+    print(json.dumps(summary))
     return 0
 
 
+def _load_predictor(model: Path, args: argparse.Namespace) -> Any:
+    from shared.ner import Predictor
+    from shared.ner.inference import NoOnnxExport
+
+    try:
+        return Predictor.load(
+            model, backend=args.backend, device=args.device, precision=args.precision
+        )
+    except NoOnnxExport as err:
+        raise BadInput(str(err)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from shared.ner import Predictor, evaluate
+    from shared.ner import evaluate
 
     model = _model_dir(args.model)
     outputs = [Path(p) for p in (args.errors, args.json) if p]
@@ -97,7 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if path.is_dir():
             raise BadInput(f"{path} is a directory; give a file name")
     dataset = _read(args.data, args)
-    predictor = Predictor.load(model, device=args.device, precision=args.precision)
+    predictor = _load_predictor(model, args)
     result = evaluate(predictor, dataset, batch_size=args.batch_size, analysis=bool(outputs))
     analysis = result.pop("analysis", None)
     if args.json:
@@ -128,9 +144,7 @@ def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from shared.ner import Predictor
-
-    predictor = Predictor.load(_model_dir(args.model), device=args.device, precision=args.precision)
+    predictor = _load_predictor(_model_dir(args.model), args)
     batch: list[tuple[str, str]] = []
 
     def flush() -> None:
@@ -203,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if batch is not None:  # `train` takes its batch size from TrainConfig
             p.add_argument("--batch-size", type=int, default=batch)
+            p.add_argument(
+                "--backend",
+                default="auto",
+                choices=["auto", "onnx", "torch"],
+                help="auto: on a CPU the model's checked ONNX export (onnx/serving.json), "
+                "else PyTorch",
+            )
 
     p = sub.add_parser("train", help="fine-tune a model")
     p.add_argument("--train", required=True, help="training data (csv, zip, conll, jsonl)")

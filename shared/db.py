@@ -204,6 +204,9 @@ class Model(Base):
     base_model: Mapped[str] = mapped_column(String(512))
     labels: Mapped[list[str]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # onnx/serving.json of the model's files: the ONNX variants' parity figures and which
+    # one serves on a CPU (None: saved without an export, served by PyTorch).
+    serving: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     stage: Mapped[ModelStage] = mapped_column(default=ModelStage.candidate)
     # Object key of the sha256 manifest of the model's files, and the manifest's own
     # sha256, so a changed manifest is caught as well as a changed file.

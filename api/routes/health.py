@@ -47,6 +47,8 @@ def readyz(state: StateDep, request: Request) -> Any:
         "status": "ready" if ready else "unavailable",
         "checks": checks,
         "model_version": model.version if model else None,
+        # onnx-int8, onnx-fp32 (ONNX Runtime) or torch-fp32/bf16: what tags /predict.
+        "model_backend": getattr(model.predictor, "backend", None) if model else None,
     }
     if not ready:
         return JSONResponse({"detail": body}, status_code=503)

@@ -29,6 +29,7 @@ from .config import DEFAULT_STRIDE
 from .context import NO_CONTEXT, Context, document_contexts, subtoken_counter
 from .decoding import Decoder
 from .encoding import WindowEncoder
+from .onnx_model import OnnxModel, load_onnx
 from .runtime import autocast, pick_device, use_bf16
 from .tags import tags_to_spans
 from .words import split_words
@@ -47,13 +48,19 @@ DEFAULT_MAX_LENGTH = 512
 MAX_BATCH_TOKENS = 8192
 # Viterbi needs no training, so it applies to models saved before `ner_decoding` existed.
 DEFAULT_DECODING = "viterbi"
+# Which runtime tags: ONNX Runtime where the model has a checked export (CPU), else PyTorch.
+BACKENDS = ("auto", "onnx", "torch")
 
 
-def window_length(model: PreTrainedModel, tokenizer: Any, cap: int = DEFAULT_MAX_LENGTH) -> int:
+def window_length(model: Any, tokenizer: Any, cap: int = DEFAULT_MAX_LENGTH) -> int:
     limits = [cap, getattr(model.config, "max_position_embeddings", cap)]
     if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
         limits.append(tokenizer.model_max_length)
     return min(limits)
+
+
+class NoOnnxExport(ValueError):
+    """`backend="onnx"` asked of a model with no checked export for that run."""
 
 
 class Predictor:
@@ -61,7 +68,7 @@ class Predictor:
 
     def __init__(
         self,
-        model: PreTrainedModel,
+        model: PreTrainedModel | OnnxModel,
         tokenizer: Any,
         *,
         device: str = "auto",
@@ -71,16 +78,24 @@ class Predictor:
         decoding: str | None = None,
         owns_model: bool = False,
     ) -> None:
-        self.device = pick_device(device)
-        self.model: Any = model.to(self.device).eval()  # type: ignore[arg-type]
         self.tokenizer = tokenizer
-        self.bf16 = use_bf16(self.device, precision)
-        # A model we own (loaded for serving) is cast to bf16 once: ~15% faster than
-        # autocast, which re-casts every weight on every call. A model being trained
-        # (validation during `train`) keeps fp32 weights and runs under autocast.
-        self._autocast = self.bf16 and not owns_model
-        if self.bf16 and owns_model:
-            self.model.to(torch.bfloat16)
+        self.onnx = isinstance(model, OnnxModel)
+        if isinstance(model, OnnxModel):
+            self.device = torch.device("cpu")
+            self.model: Any = model
+            self.bf16 = self._autocast = False
+            self.backend = model.backend
+        else:
+            self.device = pick_device(device)
+            self.model = model.to(self.device).eval()  # type: ignore[arg-type]
+            self.bf16 = use_bf16(self.device, precision)
+            # A model we own (loaded for serving) is cast to bf16 once: ~15% faster than
+            # autocast, which re-casts every weight on every call. A model being trained
+            # (validation during `train`) keeps fp32 weights and runs under autocast.
+            self._autocast = self.bf16 and not owns_model
+            if self.bf16 and owns_model:
+                self.model.to(torch.bfloat16)
+            self.backend = f"torch-{'bf16' if self.bf16 else 'fp32'}"
         self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
         self.outside_id = next((i for i, v in self.id2label.items() if v == "O"), 0)
         # Sentence-level evaluation gives each sentence this many sub-tokens of document
@@ -104,11 +119,34 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: str | Path, **kwargs: Any) -> Predictor:
+    def load(
+        cls,
+        model_dir: str | Path,
+        *,
+        backend: str = "auto",
+        device: str = "auto",
+        precision: str = "auto",
+        **kwargs: Any,
+    ) -> Predictor:
+        """A saved model ready to tag. On a CPU, `auto` serves the ONNX export the model
+        was saved with where it passed its parity checks (`onnx_export.py`; int8 where
+        that kept F1, `precision="fp32"` for the fp32 graph), else PyTorch; `bf16` and
+        GPUs are PyTorch's. `backend` "torch" or "onnx" insists on one."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         model_dir = Path(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if backend != "torch" and pick_device(device).type == "cpu" and precision != "bf16":
+            onnx = load_onnx(model_dir, "fp32" if precision == "fp32" else None)
+            if onnx is not None:
+                return cls(onnx, tokenizer, **kwargs)
+        if backend == "onnx":
+            raise NoOnnxExport(
+                f"{model_dir}: no ONNX export that passed its checks for a {device} "
+                f"{precision} run (see onnx/serving.json)"
+            )
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
-        return cls(model, tokenizer, owns_model=True, **kwargs)
+        return cls(model, tokenizer, device=device, precision=precision, owns_model=True, **kwargs)
 
     @property
     def labels(self) -> list[str]:
@@ -205,20 +243,27 @@ class Predictor:
     ) -> np.ndarray:
         """Padded batch → label probabilities per position (batch × length × labels)."""
         width = max(len(s) for s in sequences)
-        input_ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        type_ids = torch.zeros((len(sequences), width), dtype=torch.long)
+        input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(sequences), width), dtype=np.int64)
+        type_ids = np.zeros((len(sequences), width), dtype=np.int64)
         for i, s in enumerate(sequences):
-            input_ids[i, : len(s)] = torch.tensor(s)
+            input_ids[i, : len(s)] = s
             mask[i, : len(s)] = 1
             if types is not None:
-                type_ids[i, : len(s)] = torch.tensor(types[i])
+                type_ids[i, : len(s)] = types[i]
         inputs = {"input_ids": input_ids, "attention_mask": mask}
-        if types is not None:
+        if types is not None or self.onnx:
+            # An ONNX graph takes the inputs it was exported with (token types included).
             inputs["token_type_ids"] = type_ids
+        if self.onnx:
+            logits = self.model(inputs)
+            exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return exp / exp.sum(axis=-1, keepdims=True)
         with torch.inference_mode(), autocast(self.device, self._autocast):
-            logits = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).logits
-        return logits.float().softmax(-1).cpu().numpy()
+            out = self.model(
+                **{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
+            ).logits
+        return out.float().softmax(-1).cpu().numpy()
 
 
 def _token_bounded_batches(windows: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:

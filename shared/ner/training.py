@@ -58,6 +58,7 @@ from .evaluation import evaluate_chunks
 from .formats import Dataset
 from .inference import Predictor, window_length
 from .labels import continuation_ids, label_list
+from .onnx_export import export_for_serving
 from .runtime import autocast, pick_device, use_bf16
 from .splits import plan_splits
 
@@ -70,7 +71,7 @@ class TrainingCancelled(Exception):
 
 @dataclass
 class Progress:
-    stage: str  # preparing | training | evaluating | saving | done
+    stage: str  # preparing | training | evaluating | saving | exporting | done
     fraction: float  # 0–1 of the whole run
     epoch: int = 0
     epochs: int = 0
@@ -551,6 +552,10 @@ def train(
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if analysis is not None:  # the errors on the scored data, `analysis.Analysis`
             (partial / "evaluation.json").write_text(json.dumps(analysis) + "\n")
+        serving = None
+        if config.onnx:
+            report(Progress("exporting", 0.99, seconds=time.perf_counter() - began))
+            serving = export_for_serving(partial, validation.sentences)
         info = {
             "arguments": config.model_dump(),
             "runtime": {"device": device, "precision": precision},
@@ -564,6 +569,7 @@ def train(
             },
             "history": history,
             "validation_metrics": validation_metrics,
+            "serving": serving,
             "seconds": round(time.perf_counter() - began, 1),
             "torch": torch.__version__,
         }

@@ -43,6 +43,7 @@ class Candidate:
     manifest_key: str
     manifest_sha256: str
     test_data_key: str | None
+    serving: dict[str, Any] | None = None  # the model's onnx/serving.json
 
 
 @dataclass(frozen=True)

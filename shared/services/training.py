@@ -30,6 +30,7 @@ from shared.ner import (
     train,
 )
 from shared.ner.basemodel import DEFAULT_BASE_MODEL_NAME
+from shared.ner.onnx_model import serving_report
 from shared.services import jobs, registry
 from shared.services.context import Services
 from shared.services.execution import FINAL_WRITE_PATIENCE, JobCancelled, JobRun, is_transient
@@ -239,6 +240,7 @@ def run_training(run: JobRun) -> None:
             manifest_key=manifest_key,
             manifest_sha256=manifest_sha,
             test_data_key=test_key,
+            serving=serving_report(result.model_dir),
         )
         metrics = dict(result.metrics)
         if result.validation_metrics is not None:

@@ -116,3 +116,22 @@ def test_concurrent_requests_still_share_batches() -> None:
     results = asyncio.run(_with(b, go()))
     assert [r[1][0][0]["text"] for r in results] == [f"t{i}" for i in range(48)]
     assert max(predictor.batches) >= 16 and len(predictor.batches) <= 4
+
+
+def test_a_lone_request_to_an_idle_service_does_not_wait_out_the_window() -> None:
+    predictor = Predictor()
+    models = SimpleNamespace(current=LoadedModel("v1", predictor))
+    b = MicroBatcher(models, window_ms=500, max_batch=64)  # type: ignore[arg-type]
+
+    async def go():
+        timings = []
+        for i in range(3):
+            start = time.perf_counter()
+            await b.predict([f"t{i}"])
+            timings.append(time.perf_counter() - start)
+        return timings
+
+    timings = asyncio.run(_with(b, go()))
+    # Each answered in far less than the 500 ms window, one batch each.
+    assert max(timings) < 0.2
+    assert predictor.batches == [1, 1, 1]
