@@ -58,9 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # Bodies are bounded as they stream in; /predict's body is a few texts. Added before
-    # the metrics middleware so it sits inside it: an error raised from `receive` through
-    # a BaseHTTPMiddleware reaches the route as a parse error (400), not as our 413.
+    # Bodies are bounded as they stream in; /predict's body is a few texts. Inside the
+    # metrics middleware, so a refused body is counted as a 413.
     app.add_middleware(
         BodyLimitMiddleware,
         default=settings.max_upload_bytes,

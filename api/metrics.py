@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter(
     "ner_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -36,20 +36,39 @@ MODEL_VERSION = Gauge(
 )
 
 
-def install_request_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class RequestMetrics:
+    """Counts and times every request by route template and status.
+
+    A pure ASGI middleware, not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware
+    runs every request through a task group and memory streams, about 0.3 ms each on
+    these CPUs, a tenth of a quick /predict."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_and_note)
         finally:
             # The route template, not the raw path: ids would make one series per job.
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUESTS.labels(request.method, path, str(status)).inc()
-            LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+            # (The router records the matched route in this same scope.)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            REQUESTS.labels(method, path, str(status)).inc()
+            LATENCY.labels(method, path).observe(time.perf_counter() - start)
+
+
+def install_request_metrics(app: FastAPI) -> None:
+    app.add_middleware(RequestMetrics)

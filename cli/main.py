@@ -84,9 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     serving = serving_report(result.model_dir)
-    summary: dict[str, Any] = {"model_dir": str(result.model_dir), "metrics": result.metrics}
-    summary["serving"] = serving["serve"] if serving else None  # the ONNX variant, or PyTorch
-    print(json.dumps(summary))
+    if serving is not None:  # stdout's last line is CONTRACT §2's, so this goes to stderr
+        served = f"ONNX {serving['serve']}" if serving["serve"] else "PyTorch"
+        why = f" ({serving['reason']})" if serving.get("reason") else ""
+        print(f"serving on a CPU: {served}{why}; see onnx/serving.json", file=sys.stderr)
+    print(json.dumps({"model_dir": str(result.model_dir), "metrics": result.metrics}))
     return 0
 
 
@@ -212,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--precision",
             default="auto",
-            choices=["auto", "fp32", "bf16"],
-            help="auto: bf16 autocast on CUDA and on CPUs with AMX",
+            # int8 is an ONNX serving variant: for tagging, not for training.
+            choices=["auto", "fp32", "bf16", *(["int8"] if batch is not None else [])],
+            help="auto: the model's checked ONNX export on a CPU (int8 where it kept F1), "
+            "else bf16 autocast on CUDA and on CPUs with AMX; int8: ONNX only",
         )
         if batch is not None:  # `train` takes its batch size from TrainConfig
             p.add_argument("--batch-size", type=int, default=batch)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .casing import token_type_ids, uses_casing
 from .config import DEFAULT_STRIDE
@@ -35,6 +35,10 @@ from .tags import tags_to_spans
 from .words import split_words
 
 if TYPE_CHECKING:
+    # Typing only: importing it at run time costs the API ~120 MB of modelling code that a
+    # model served by ONNX Runtime never uses.
+    from transformers import PreTrainedModel
+
     from .formats import Sentence
 
 Entity = dict[str, Any]
@@ -129,18 +133,18 @@ class Predictor:
         **kwargs: Any,
     ) -> Predictor:
         """A saved model ready to tag. On a CPU, `auto` serves the ONNX export the model
-        was saved with where it passed its parity checks (`onnx_export.py`; int8 where
-        that kept F1, `precision="fp32"` for the fp32 graph), else PyTorch; `bf16` and
-        GPUs are PyTorch's. `backend` "torch" or "onnx" insists on one."""
+        was saved with where it passed its parity checks (`onnx_export.py`: int8 where
+        that kept F1, else fp32; `precision` "fp32" or "int8" asks for one), else
+        PyTorch; `bf16` and GPUs are PyTorch's. `backend` "torch" or "onnx" insists."""
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         model_dir = Path(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if backend != "torch" and pick_device(device).type == "cpu" and precision != "bf16":
-            onnx = load_onnx(model_dir, "fp32" if precision == "fp32" else None)
+            onnx = load_onnx(model_dir, precision if precision in ("fp32", "int8") else None)
             if onnx is not None:
                 return cls(onnx, tokenizer, **kwargs)
-        if backend == "onnx":
+        if backend == "onnx" or precision == "int8":
             raise NoOnnxExport(
                 f"{model_dir}: no ONNX export that passed its checks for a {device} "
                 f"{precision} run (see onnx/serving.json)"
@@ -186,6 +190,8 @@ class Predictor:
         for matrix in out:
             matrix[:, self.outside_id] = 1.0
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
+        if not getattr(self.model, "batchable", True):
+            batch_size = 1
         for batch in _token_bounded_batches([windows[i] for i in order], batch_size):
             types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
             probs = self._forward([w.input_ids for w in batch], types)

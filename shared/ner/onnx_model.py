@@ -48,10 +48,21 @@ class OnnxModel:
         # 0: one thread per physical core (ONNX Runtime's default).
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # No arena: a long document's activations (hundreds of MB) go back to malloc, and
+        # from there to the system (`release_free_memory`), instead of staying reserved by
+        # the session for ever; a short text's few MB cost nothing to allocate.
+        options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.config = config
         self.variant = variant
+        # Dynamic int8 quantises each MatMul's input with one scale for the whole tensor,
+        # measured at run time: in a batch, a text's numbers would depend on the texts
+        # (and padding) beside it, and so, now and then, its entities. An int8 model is
+        # therefore run one window at a time (no padding, nobody else's scale): a text
+        # gets the same entities whatever it is sent with. Barely slower on a CPU: the
+        # int8 kernels are as efficient on one window as on 64 (docs/benchmarks.md).
+        self.batchable = variant != "int8"
 
     @property
     def backend(self) -> str:

@@ -99,3 +99,16 @@ def test_a_model_saved_without_export_is_served_by_pytorch(
     # Asking the command line for ONNX is a usage error (exit 2) that says why.
     assert ner(["predict", "--model", str(run.model_dir), "--backend", "onnx", "Anna"]) == 2
     assert "no ONNX export" in capsys.readouterr().err
+
+
+def test_a_texts_entities_do_not_depend_on_what_it_is_sent_with(trained: Trained) -> None:
+    # int8 quantises with a scale measured over the whole input: batched, a text's result
+    # would depend on its neighbours. Every served variant must give a text alone the same
+    # entities and scores as in any company.
+    texts = [*RELOAD_TEXTS, *(t.upper() for t in RELOAD_TEXTS), "Anna ."]
+    for precision in ("fp32", "int8"):
+        predictor = Predictor.load(trained.model_dir, precision=precision)
+        together = predictor.predict(texts)
+        alone = [predictor.predict([t])[0] for t in texts]
+        reversed_ = predictor.predict(texts[::-1])[::-1]
+        assert together == alone == reversed_, precision

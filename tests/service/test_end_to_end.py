@@ -95,8 +95,13 @@ def test_train_promote_predict(client: httpx.Client, train_csv, stack: dict) -> 
     assert model["stage"] == "production"  # the first model goes to production by itself
     assert model["labels"] == ["LOC", "ORG", "PER"]
     assert model["job_id"] == job["id"]
+    # Exported at registration, checked on the validation data, shown with the model.
+    serving = model["serving"]
+    assert serving["serve"] in ("int8", "fp32"), serving
+    assert serving["variants"]["fp32"]["same_entities"] >= 0.995
 
     wait_serving(client, version)
+    assert client.get("/readyz").json()["model_backend"] == f"onnx-{serving['serve']}"
     text = "Angela Merkel lives in Paris ."
     r = client.post("/predict", json={"text": text})
     assert r.status_code == 200
