@@ -110,7 +110,9 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Random, bad: float):
+async def one_request(
+    client: httpx.AsyncClient, tally: Tally, rng: random.Random, bad: float, texts: int = 0
+):
     if rng.random() < bad:
         kind, headers, body = rng.choice(MALFORMED)
         tally.bad_kinds[kind] += 1
@@ -124,7 +126,7 @@ async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Rando
         if r.status_code >= 500:
             tally.bad_errors += 1
         return
-    count = rng.choice((1, 1, 1, 2, 4))
+    count = texts or rng.choice((1, 1, 1, 2, 4))
     payload = (
         {"text": rng.choice(SENTENCES)}
         if count == 1
@@ -153,17 +155,25 @@ def make_client(url: str, headers: dict[str, str]) -> httpx.AsyncClient:
     )
 
 
-async def sequential(url: str, headers: dict[str, str], n: int, seed: int) -> dict[str, Any]:
+async def sequential(
+    url: str, headers: dict[str, str], n: int, seed: int, texts: int = 0
+) -> dict[str, Any]:
     tally, rng = Tally(), random.Random(seed)
     async with make_client(url, headers) as client:
         started = time.perf_counter()
         for _ in range(n):
-            await one_request(client, tally, rng, 0.0)
+            await one_request(client, tally, rng, 0.0, texts)
         return tally.summary(time.perf_counter() - started)
 
 
 async def clients_for(
-    url: str, headers: dict[str, str], clients: int, seconds: float, bad: float, seed: int
+    url: str,
+    headers: dict[str, str],
+    clients: int,
+    seconds: float,
+    bad: float,
+    seed: int,
+    texts: int = 0,
 ) -> dict[str, Any]:
     tally = Tally()
     stop_at = time.perf_counter() + seconds
@@ -172,7 +182,7 @@ async def clients_for(
         rng = random.Random(seed + i)
         async with make_client(url, headers) as client:
             while time.perf_counter() < stop_at:
-                await one_request(client, tally, rng, bad)
+                await one_request(client, tally, rng, bad, texts)
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop(i) for i in range(clients)))
@@ -205,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--malformed", type=float, default=0.0, help="share of bad requests")
     parser.add_argument("--pid", type=int, help="the API process, for its memory")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--texts",
+        type=int,
+        default=0,
+        help="sentences per request: 1 for quick one-sentence calls (issue 10); "
+        "0 mixes 1, 2 and 4 (issue 7)",
+    )
     parser.add_argument("--name", default="predict_load", help="result file name")
     parser.add_argument("--note", default="", help="how the machine was loaded, etc.")
     args = parser.parse_args(argv)
@@ -225,7 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    result: dict[str, Any] = {"machine": machine(), "target": url, "note": args.note}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "target": url,
+        "note": args.note,
+        "texts_per_request": args.texts or "1, 2 or 4 (60/20/20 %)",
+    }
     result["settings"] = {
         "seconds": args.seconds,
         "malformed_share": args.malformed,
@@ -233,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["memory_before_bytes"] = resident_memory(url, headers, args.pid)
     phases: dict[str, Any] = {}
-    phases["sequential"] = asyncio.run(sequential(url, headers, args.sequential, args.seed))
+    phases["sequential"] = asyncio.run(
+        sequential(url, headers, args.sequential, args.seed, args.texts)
+    )
     _print("sequential", phases["sequential"])
     for n in (int(c) for c in args.clients.split(",")):
         name = f"{n}_clients"
         phases[name] = asyncio.run(
-            clients_for(url, headers, n, args.seconds, args.malformed, args.seed)
+            clients_for(url, headers, n, args.seconds, args.malformed, args.seed, args.texts)
         )
         _print(name, phases[name])
     result["phases"] = phases

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,7 @@ class Predictor:
         self._count = subtoken_counter(tokenizer)
         # Fast tokenizers are not safe to call from several threads at once.
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     @classmethod
     def load(
@@ -191,10 +193,15 @@ class Predictor:
             matrix[:, self.outside_id] = 1.0
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
         if not getattr(self.model, "batchable", True):
-            batch_size = 1
-        for batch in _token_bounded_batches([windows[i] for i in order], batch_size):
+            batch_size = 1  # an int8 graph: one window per run (`OnnxModel.batchable`)
+
+        def run(batch: list[Any]) -> tuple[list[Any], np.ndarray]:
             types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
-            probs = self._forward([w.input_ids for w in batch], types)
+            return batch, self._forward([w.input_ids for w in batch], types)
+
+        batches = _token_bounded_batches([windows[i] for i in order], batch_size)
+        pool = self._pool()
+        for batch, probs in pool.map(run, batches) if pool else map(run, batches):
             for row, window in enumerate(batch):
                 offset, n = ctx[window.doc].offset, len(words[window.doc])
                 keep = [
@@ -243,6 +250,17 @@ class Predictor:
         return out
 
     # ------------------------------------------------------------ model
+
+    def _pool(self) -> ThreadPoolExecutor | None:
+        """Threads that run windows side by side, for a model run one window at a time
+        on one core each (an int8 graph); None: batches run in turn, each using every core."""
+        parallel = getattr(self.model, "parallel", 1)
+        if parallel <= 1:
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="ner-onnx")
+            return self._executor
 
     def _forward(
         self, sequences: list[list[int]], types: list[list[int]] | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ SERVING_FILE = "serving.json"
 # The files of each ONNX variant inside `onnx/`.
 VARIANT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def serving_report(model_dir: str | Path) -> dict[str, Any] | None:
@@ -43,10 +52,20 @@ class OnnxModel:
     def __init__(self, path: str | Path, config: Any, variant: str, threads: int = 0) -> None:
         import onnxruntime as ort
 
+        # Dynamic int8 quantises each MatMul's input with one scale for the whole tensor,
+        # measured at run time: in a batch, a text's numbers would depend on the texts
+        # (and padding) beside it, and so, now and then, its entities. An int8 model is
+        # therefore run one window at a time (no padding, nobody else's scale): a text
+        # gets the same entities whatever it is sent with. Its windows run side by side,
+        # one per core, each on one thread: a window of a sentence is too small to share
+        # between cores (two threads per run cost 60% more CPU for 20% less latency), and
+        # the int8 kernels are as efficient on one window as on 64 (docs/benchmarks.md).
+        self.batchable = variant != "int8"
+        self.parallel = 1 if self.batchable else available_cores()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # 0: one thread per physical core (ONNX Runtime's default).
-        options.intra_op_num_threads = threads
+        # 0: one thread per physical core (ONNX Runtime's default), for batched fp32.
+        options.intra_op_num_threads = threads or (0 if self.batchable else 1)
         options.inter_op_num_threads = 1
         # No arena: a long document's activations (hundreds of MB) go back to malloc, and
         # from there to the system (`release_free_memory`), instead of staying reserved by
@@ -56,13 +75,6 @@ class OnnxModel:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.config = config
         self.variant = variant
-        # Dynamic int8 quantises each MatMul's input with one scale for the whole tensor,
-        # measured at run time: in a batch, a text's numbers would depend on the texts
-        # (and padding) beside it, and so, now and then, its entities. An int8 model is
-        # therefore run one window at a time (no padding, nobody else's scale): a text
-        # gets the same entities whatever it is sent with. Barely slower on a CPU: the
-        # int8 kernels are as efficient on one window as on 64 (docs/benchmarks.md).
-        self.batchable = variant != "int8"
 
     @property
     def backend(self) -> str:
