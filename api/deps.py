@@ -16,7 +16,6 @@ from shared.services.context import Services
 from shared.settings import Settings
 from shared.states import Scope
 
-
 # Dependencies that only read memory are `async def`: FastAPI runs a plain `def` one in a
 # worker thread, a hand-off that cost a quick /predict about half a millisecond each.
 
