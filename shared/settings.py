@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     # checks its row for a cancel request.
     progress_interval_seconds: float = Field(default=2.0, gt=0)
     cancel_check_seconds: float = Field(default=1.0, gt=0)
-    bulk_chunk_size: int = Field(default=64, gt=0)
+    # Documents tagged, then stored, together (one progress update each).
+    bulk_chunk_size: int = Field(default=256, gt=0)
     # A training job saves its state to the object store at the end of every epoch and at
     # least this often within one; a new attempt resumes from it.
     checkpoint_seconds: float = Field(default=300.0, gt=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -104,34 +105,43 @@ def run_bulk(run: JobRun) -> None:
     finished = len(done)
     entities_found = 0
     started = time.monotonic()
-    for offset in range(0, len(todo), chunk):
-        part = todo[offset : offset + chunk]
-        predictions = predictor.predict([text for _, text in part])
-        entities_found += sum(len(p) for p in predictions)
-        finished += len(part)
-        elapsed = time.monotonic() - started
-        rate = (offset + len(part)) / elapsed if elapsed > 0 else None
-        eta = (total - finished) / rate if rate else None
-        results = [(index, ents) for (index, _), ents in zip(part, predictions, strict=True)]
+    # Each chunk's results are stored while the next chunk is tagged (one write in flight,
+    # in order): the model keeps the CPU busy while the database commits. A write that
+    # fails, or finds the job cancelled, stops the run before the chunk after.
+    with ThreadPoolExecutor(1, thread_name_prefix="bulk-store") as writer:
+        pending: Future[JobStatus] | None = None
+        for offset in range(0, len(todo), chunk):
+            part = todo[offset : offset + chunk]
+            predictions = predictor.predict([text for _, text in part])
+            entities_found += sum(len(p) for p in predictions)
+            finished += len(part)
+            elapsed = time.monotonic() - started
+            rate = (offset + len(part)) / elapsed if elapsed > 0 else None
+            eta = (total - finished) / rate if rate else None
+            results = [(index, ents) for (index, _), ents in zip(part, predictions, strict=True)]
 
-        def store(
-            session: Session,
-            results: list = results,
-            eta: float | None = eta,
-            progress: float = finished / max(total, 1),
-        ) -> JobStatus:
-            jobs.save_results(session, job_id, run.attempt, results)
-            return jobs.record_progress(
-                session,
-                job_id,
-                run.attempt,
-                progress=progress,
-                stage="predicting",
-                eta_seconds=eta,
-            )
+            def store(
+                session: Session,
+                results: list = results,
+                eta: float | None = eta,
+                progress: float = finished / max(total, 1),
+            ) -> JobStatus:
+                jobs.save_results(session, job_id, run.attempt, results)
+                return jobs.record_progress(
+                    session,
+                    job_id,
+                    run.attempt,
+                    progress=progress,
+                    stage="predicting",
+                    eta_seconds=eta,
+                )
 
-        # Results must not be lost: a database that is briefly away is waited for.
-        run.stop_if_cancelled(run.write(store, within=FINAL_WRITE_PATIENCE))
+            if pending is not None:
+                run.stop_if_cancelled(pending.result())
+            # Results must not be lost: a database that is briefly away is waited for.
+            pending = writer.submit(run.write, store, within=FINAL_WRITE_PATIENCE)
+        if pending is not None:
+            run.stop_if_cancelled(pending.result())
 
     metrics = {
         "documents": total,
