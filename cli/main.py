@@ -129,6 +129,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a saved model to ONNX and check it on labelled data (a model saved before
+    exports existed, or with `--onnx false`); the `onnx/serving.json` report on stdout."""
+    from shared.ner.onnx_export import export_for_serving
+
+    model = _model_dir(args.model)
+    dataset = _read(args.data, args)
+    report = export_for_serving(model, dataset.sentences)
+    print(json.dumps(report))
+    return 0
+
+
 def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
     if texts:
         yield from ((str(i), t) for i, t in enumerate(texts, start=1))
@@ -240,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(p, TrainConfig, "training parameters (the same as POST /jobs/train's)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser(
+        "export",
+        help="export a saved model to ONNX for CPU serving, checked on labelled data "
+        "(training does this itself)",
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, help="labelled data to check the export on")
+    data_options(p)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("evaluate", help="score a saved model on a labelled file")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -300,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("train", "evaluate", "predict"):
+    if args.command in ("train", "export", "evaluate", "predict"):
         _quiet_transformers()
     try:
         return int(args.func(args))

@@ -30,7 +30,7 @@ from .config import DEFAULT_STRIDE
 from .context import NO_CONTEXT, Context, document_contexts, subtoken_counter
 from .decoding import Decoder
 from .encoding import WindowEncoder
-from .onnx_model import OnnxModel, load_onnx
+from .onnx_model import OnnxModel, load_onnx, serving_report
 from .runtime import autocast, pick_device, use_bf16
 from .tags import tags_to_spans
 from .words import split_words
@@ -147,10 +147,13 @@ class Predictor:
             if onnx is not None:
                 return cls(onnx, tokenizer, **kwargs)
         if backend == "onnx" or precision == "int8":
-            raise NoOnnxExport(
-                f"{model_dir}: no ONNX export that passed its checks for a {device} "
-                f"{precision} run (see onnx/serving.json)"
-            )
+            if pick_device(device).type != "cpu" or precision == "bf16":
+                why = "ONNX serving is for the CPU in fp32 or int8"
+            elif serving_report(model_dir) is None:
+                why = "it has no ONNX export (saved before exports, or with --onnx false)"
+            else:
+                why = "no ONNX variant for this precision passed its checks (onnx/serving.json)"
+            raise NoOnnxExport(f"{model_dir}: {why}")
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, device=device, precision=precision, owns_model=True, **kwargs)
 

@@ -98,7 +98,7 @@ def test_a_model_saved_without_export_is_served_by_pytorch(
     assert Predictor.load(run.model_dir).backend.startswith("torch")
     # Asking the command line for ONNX is a usage error (exit 2) that says why.
     assert ner(["predict", "--model", str(run.model_dir), "--backend", "onnx", "Anna"]) == 2
-    assert "no ONNX export" in capsys.readouterr().err
+    assert "has no ONNX export" in capsys.readouterr().err
 
 
 def test_a_texts_entities_do_not_depend_on_what_it_is_sent_with(trained: Trained) -> None:
@@ -112,3 +112,25 @@ def test_a_texts_entities_do_not_depend_on_what_it_is_sent_with(trained: Trained
         alone = [predictor.predict([t])[0] for t in texts]
         reversed_ = predictor.predict(texts[::-1])[::-1]
         assert together == alone == reversed_, precision
+
+
+def test_ner_export_gives_an_older_model_its_checked_export(
+    tiny_base: Path, tmp_path: Path, capsys, write
+) -> None:
+    config = TrainConfig(
+        **{**SHORT.__dict__, "epochs": 1, "base_model": str(tiny_base), "onnx": False}
+    )
+    data = make_dataset()
+    run = train_capturing(data, tmp_path / "model", config, validation=data, test=data)
+    capsys.readouterr()
+    from tests.core.data import csv_text
+
+    labelled = write("check.csv", csv_text())
+    assert ner(["export", "--model", str(run.model_dir), "--data", str(labelled)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["variants"]["fp32"]["passed"] and report["sentences"] == 20
+    assert Predictor.load(run.model_dir).backend == f"onnx-{report['serve']}"
+    # A missing data file is bad input (exit 2), and leaves no half-written export.
+    shutil.rmtree(run.model_dir / "onnx")
+    assert ner(["export", "--model", str(run.model_dir), "--data", str(tmp_path / "no.csv")]) == 2
+    assert not (run.model_dir / "onnx").exists()
