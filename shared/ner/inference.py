@@ -202,8 +202,9 @@ class Predictor:
             types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
             return batch, self._forward([w.input_ids for w in batch], types)
 
-        batches = _token_bounded_batches([windows[i] for i in order], batch_size)
-        pool = self._pool()
+        batches = list(_token_bounded_batches([windows[i] for i in order], batch_size))
+        # One batch (a quick /predict) runs in this thread: no hand-off to the pool.
+        pool = self._pool() if len(batches) > 1 else None
         for batch, probs in pool.map(run, batches) if pool else map(run, batches):
             for row, window in enumerate(batch):
                 offset, n = ctx[window.doc].offset, len(words[window.doc])
