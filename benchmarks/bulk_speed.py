@@ -73,7 +73,6 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import SHARED_DATA, entities_to_tags, machine, write_result
-from benchmarks.http_common import machine as http_machine
 from shared.ner import read_dataset, score
 from shared.ner.formats import Sentence
 
@@ -365,8 +364,9 @@ def _span(a: datetime | None, b: datetime | None) -> float | None:
     return round((b - a).total_seconds(), 3) if a and b else None
 
 
-def register(model_dir: Path, version: str | None) -> dict[str, Any]:
-    """Upload `model_dir`, register it and promote it, with the NER_* environment's servers."""
+def register(model_dir: Path, version: str | None, *, promote: bool = True) -> dict[str, Any]:
+    """Upload `model_dir`, register it and (unless told not to) promote it, with the NER_*
+    environment's servers (a fresh local S3 server's bucket is made)."""
     from shared.db import session_scope
     from shared.migrate import upgrade_to_head
     from shared.ner.onnx_model import serving_report
@@ -378,6 +378,7 @@ def register(model_dir: Path, version: str | None) -> dict[str, Any]:
     if not (model_dir / "config.json").is_file():
         raise SystemExit(f"{model_dir}: not a model directory (no config.json)")
     settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # embedded mode: SQLite there
     upgrade_to_head(settings.database_url)
     if version is None:
         name = re.sub(r"[^A-Za-z0-9_.-]", "-", model_dir.resolve().name)[:30]
@@ -408,10 +409,11 @@ def register(model_dir: Path, version: str | None) -> dict[str, Any]:
         )
         with session_scope(services.sessions) as session:
             registry.register(session, candidate)
-            registry.promote(session, version)
+            if promote:
+                registry.promote(session, version)
     finally:
         services.close()
-    log(f"registered and promoted {version} (upload {uploaded:.1f} s)")
+    log(f"registered {'and promoted ' if promote else ''}{version} (upload {uploaded:.1f} s)")
     return {
         "version": version,
         "model_dir": str(model_dir),
@@ -436,11 +438,6 @@ def wait_for_api_model(service: Service, version: str, seconds: float = 60) -> N
 
 
 # -- main -------------------------------------------------------------------------------
-
-
-def cpu_flags() -> dict[str, bool]:
-    flags: dict[str, bool] = http_machine()["cpu_flags"]
-    return flags
 
 
 def cli_backend(model: str) -> str:
@@ -515,7 +512,6 @@ def main(argv: list[str] | None = None) -> int:
     parts = ["cli", "service"] if args.part == "both" else [args.part]
 
     start_machine = machine()
-    start_machine["cpu_flags"] = cpu_flags()
     result: dict[str, Any] = {
         "command": " ".join(["python", *sys.argv]),
         "machine": start_machine,

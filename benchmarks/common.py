@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from benchmarks.http_common import cpu_flags
 from shared.ner.formats import Sentence
 from shared.ner.runtime import cpu_has_amx
 
@@ -36,6 +37,7 @@ def machine() -> dict[str, Any]:
         commit = ""
     return {
         "cpu": cpu,
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "amx": cpu_has_amx(),

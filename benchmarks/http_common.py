@@ -18,11 +18,20 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
-CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512_vnni", "avx512f", "avx2")
+# The flags that pick the matmul kernels: bf16/int8 via AMX, AVX-512 (bf16, VNNI), or AVX2.
+CPU_FLAGS = (
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx512f",
+    "avx_vnni",
+    "avx2",
+)
 
 
-def machine() -> dict[str, Any]:
-    """CPU model and the flags that decide inference speed, cores, load, commit, date."""
+def _cpuinfo() -> tuple[str, set[str]]:
     cpu, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -32,6 +41,18 @@ def machine() -> dict[str, Any]:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return cpu, flags
+
+
+def cpu_flags() -> dict[str, bool]:
+    """Which of `CPU_FLAGS` this CPU has: a speed figure holds for these only."""
+    flags = _cpuinfo()[1]
+    return {f: f in flags for f in CPU_FLAGS}
+
+
+def machine() -> dict[str, Any]:
+    """CPU model and the flags that decide inference speed, cores, load, commit, date."""
+    cpu, flags = _cpuinfo()
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from benchmarks.bulk_speed import cpu_flags
+from benchmarks.bulk_speed import register
 from benchmarks.common import machine, write_result
 
 _beside = Path(sys.executable).with_name("ner")
@@ -60,40 +60,6 @@ print(json.dumps({"import_api_seconds": round(t1 - t0, 2),
 """
 
 
-def register(model_dir: Path, version: str, *, promote: bool) -> None:
-    from shared.db import session_scope
-    from shared.migrate import upgrade_to_head
-    from shared.ner.onnx_model import serving_report
-    from shared.services import registry
-    from shared.services.context import Services
-    from shared.settings import Settings
-    from shared.storage import upload_dir
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade_to_head(settings.database_url)
-    services = Services.from_settings(settings)
-    try:
-        key, sha = upload_dir(services.store, f"models/{version}", model_dir)
-        candidate = registry.Candidate(
-            version=version,
-            job_id=None,
-            base_model="benchmark",
-            labels=registry.labels_of_model_dir(model_dir),
-            metrics=json.loads((model_dir / "metrics.json").read_text()),
-            manifest_key=key,
-            manifest_sha256=sha,
-            test_data_key=None,
-            serving=serving_report(model_dir),
-        )
-        with session_scope(services.sessions) as session:
-            registry.register(session, candidate)
-            if promote:
-                registry.promote(session, version)
-    finally:
-        services.close()
-
-
 def wait_for(predicate: Any, limit: float, step: float = 0.05) -> float | None:
     """Seconds until `predicate()` is true, or None past `limit`."""
     start = time.perf_counter()
@@ -115,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     model = Path(args.model).resolve()
     url = f"http://127.0.0.1:{args.port}"
-    result: dict[str, Any] = {"machine": machine(), "cpu_flags": cpu_flags(), "model": str(model)}
+    result: dict[str, Any] = {"machine": machine(), "model": str(model)}
 
     parts = subprocess.run(
         [sys.executable, "-c", PARTS, str(model)],
@@ -180,7 +146,7 @@ def main() -> None:
         "promotion_within_10s": (result.get("promotion_to_serving_seconds") or 1e9) <= 10,
     }
     path = write_result(args.name, result)
-    print(json.dumps({k: result[k] for k in result if k not in ("machine", "cpu_flags")}))
+    print(json.dumps({k: result[k] for k in result if k != "machine"}))
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -65,35 +65,10 @@ from shared.ner.labels import label_list
 from shared.ner.runtime import cpu_has_amx, use_bf16
 
 VALIDATION_SENTENCES = 32
-CPU_FLAGS = (
-    "amx_bf16",
-    "amx_int8",
-    "amx_tile",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx2",
-)
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cpu_flags() -> dict[str, Any]:
-    """The flags that pick the matmul kernels (bf16 via AMX or AVX-512, or fp32 AVX)."""
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    found: dict[str, Any] = {flag: flag in flags for flag in CPU_FLAGS}
-    found["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    return found
 
 
 def max_length_of(base: str, tokenizer: Any) -> int:
@@ -261,7 +236,11 @@ def main() -> None:
     hf_logging.disable_progress_bar()  # "Loading weights" bars
 
     start_machine = machine()
-    flags = cpu_flags()
+    # The CPU flags (machine() reads them) and the kernels torch picked from them.
+    flags = {
+        **start_machine["cpu_flags"],
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
     base = resolve_base_model(args.base_model) if args.base_model else default_base_model()
     full = read_dataset(args.data)
     data = full.subset(full.sentences[: args.sentences], f"[:{args.sentences}]")

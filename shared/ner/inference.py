@@ -85,11 +85,15 @@ class Predictor:
     ) -> None:
         self.tokenizer = tokenizer
         self.onnx = isinstance(model, OnnxModel)
+        # How windows are run: in padded batches each using every core, or (an int8 graph,
+        # `OnnxModel.batchable`) one window per run, `parallel` runs side by side.
+        self._batchable, self._parallel = True, 1
         if isinstance(model, OnnxModel):
             self.device = torch.device("cpu")
             self.model: Any = model
             self.bf16 = self._autocast = False
             self.backend = model.backend
+            self._batchable, self._parallel = model.batchable, model.parallel
         else:
             self.device = pick_device(device)
             self.model = model.to(self.device).eval()  # type: ignore[arg-type]
@@ -142,12 +146,13 @@ class Predictor:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         model_dir = Path(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        if backend != "torch" and pick_device(device).type == "cpu" and precision != "bf16":
+        onnx_possible = pick_device(device).type == "cpu" and precision != "bf16"
+        if backend != "torch" and onnx_possible:
             onnx = load_onnx(model_dir, precision if precision in ("fp32", "int8") else None)
             if onnx is not None:
                 return cls(onnx, tokenizer, **kwargs)
         if backend == "onnx" or precision == "int8":
-            if pick_device(device).type != "cpu" or precision == "bf16":
+            if not onnx_possible:
                 why = "ONNX serving is for the CPU in fp32 or int8"
             elif serving_report(model_dir) is None:
                 why = "it has no ONNX export (saved before exports, or with --onnx false)"
@@ -195,8 +200,8 @@ class Predictor:
         for matrix in out:
             matrix[:, self.outside_id] = 1.0
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids), reverse=True)
-        if not getattr(self.model, "batchable", True):
-            batch_size = 1  # an int8 graph: one window per run (`OnnxModel.batchable`)
+        if not self._batchable:
+            batch_size = 1
 
         def run(batch: list[Any]) -> tuple[list[Any], np.ndarray]:
             types = [token_type_ids(inputs[w.doc], w.words) for w in batch] if self.casing else None
@@ -258,12 +263,11 @@ class Predictor:
     def _pool(self) -> ThreadPoolExecutor | None:
         """Threads that run windows side by side, for a model run one window at a time
         on one core each (an int8 graph); None: batches run in turn, each using every core."""
-        parallel = getattr(self.model, "parallel", 1)
-        if parallel <= 1:
+        if self._parallel <= 1:
             return None
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="ner-onnx")
+                self._executor = ThreadPoolExecutor(self._parallel, thread_name_prefix="ner-onnx")
             return self._executor
 
     def _forward(
