@@ -59,9 +59,25 @@ wait_for() {
   return 1
 }
 
+# Where PostgreSQL keeps its data: $DIR/pg, unless the `postgres` user cannot reach $DIR
+# (a checkout under a private directory, e.g. one made by mktemp -d, run as root): then a
+# directory of its own under /tmp, recorded in $DIR/pg.datadir so `stop` finds it.
+pg_data_dir() {
+  if [ -n "${PG_DATA:-}" ]; then echo "$PG_DATA"
+  elif [ -f "$DIR/pg.datadir" ]; then cat "$DIR/pg.datadir"
+  else echo "$DIR/pg"
+  fi
+}
+
 start_pg() {
   if pg_up; then return 0; fi
-  local data="${PG_DATA:-$DIR/pg}"
+  local data
+  data=$(pg_data_dir)
+  if [ "$(id -u)" = 0 ] && [ "$data" = "$DIR/pg" ] && ! runuser -u postgres -- test -x "$DIR"; then
+    data=$(mktemp -d /tmp/ner-pg.XXXXXX)
+    chown postgres "$data"
+    echo "$data" >"$DIR/pg.datadir"
+  fi
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
     if [ "$(id -u)" = 0 ]; then chown -R postgres "$data"; fi
@@ -101,7 +117,10 @@ start_s3() {
 
 stop_pg() {
   [ -f "$DIR/pg.started" ] || return 0
-  as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg" -m fast -w stop >/dev/null 2>&1 || true
+  as_pg "$PG_BIN/pg_ctl" -D "$(pg_data_dir)" -m fast -w stop >/dev/null 2>&1 || true
+  if [ -f "$DIR/pg.datadir" ]; then
+    rm -rf "$(cat "$DIR/pg.datadir")" "$DIR/pg.datadir"
+  fi
   rm -f "$DIR/pg.started"
 }
 
