@@ -2,6 +2,8 @@
 
     python benchmarks/accuracy.py conll    # CoNLL-2003 train → validation F1 (+ --test FILE)
     python benchmarks/accuracy.py gmb      # the original dataset, seeded 80/10/10 split
+    python benchmarks/accuracy.py gmb --name accuracy-gmb-lr2e-4 --learning-rate 2e-4
+                                           # any other option goes on to `ner train`
 
 Each preset runs the `ner` command in a subprocess, times it, then scores the
 saved model with `ner evaluate`, and writes benchmarks/results/accuracy-<preset>.json.
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("preset", choices=sorted(PRESETS))
     parser.add_argument("--out", help="model directory (default runs/bench-<preset>-<time>)")
     parser.add_argument("--test", help="a held-out labelled file to score too")
+    parser.add_argument(
+        "--name", help="results file name (default accuracy-<preset>; name variants apart)"
+    )
     # Anything else is passed on to `ner train`, e.g. --epochs 2.
     args, extra = parser.parse_known_args()
     preset = PRESETS[args.preset]
@@ -83,7 +88,7 @@ def main() -> None:
     if args.test:
         scores, _ = run([NER, "evaluate", "--model", out, "--data", args.test])
         result["test"] = scores
-    path = write_result(f"accuracy-{args.preset}", result)
+    path = write_result(args.name or f"accuracy-{args.preset}", result)
     summary = {k: result[k] for k in ("preset", "train_seconds")}
     summary["validation_f1"] = result.get("validation", {}).get("f1")
     if "test" in result:

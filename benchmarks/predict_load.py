@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
 import statistics
@@ -34,6 +35,7 @@ if __package__ in (None, ""):
 import httpx
 
 from benchmarks.http_common import machine, write_result
+from benchmarks.raw_http import HttpError, RawConnection
 
 SENTENCES = [
     "Angela Merkel visited Paris on Tuesday to meet Emmanuel Macron .",
@@ -110,20 +112,64 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
 
-async def one_request(
-    client: httpx.AsyncClient, tally: Tally, rng: random.Random, bad: float, texts: int = 0
-):
+class Client:
+    """One client on its own keep-alive connection: `raw` (benchmarks/raw_http.py, tens of
+    microseconds of CPU per request, the default) or `httpx` (about 1.5 ms: on a 2-core
+    machine that is CPU taken from the API being measured)."""
+
+    def __init__(self, url: str, headers: dict[str, str], kind: str) -> None:
+        self.kind = kind
+        if kind == "raw":
+            self._raw = RawConnection(url, headers)
+        else:
+            self._httpx = httpx.AsyncClient(
+                base_url=url,
+                headers=headers,
+                timeout=120,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> int:
+        """The status of POST /predict with `body`; raises ClientError when none came."""
+        if self.kind == "raw":
+            request = self._raw.request_bytes(
+                "POST", "/predict", body, headers.get("content-type", "application/json")
+            )
+            try:
+                return (await self._raw.send(request))[0]
+            except HttpError as exc:
+                raise ClientError(str(exc)) from exc
+        try:
+            return (await self._httpx.post("/predict", content=body, headers=headers)).status_code
+        except httpx.HTTPError as exc:
+            raise ClientError(type(exc).__name__) from exc
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.kind == "raw":
+            await self._raw.close()
+        else:
+            await self._httpx.aclose()
+
+
+class ClientError(Exception):
+    """No answer: the connection failed or timed out."""
+
+
+async def one_request(client: Client, tally: Tally, rng: random.Random, bad: float, texts: int = 0):
     if rng.random() < bad:
         kind, headers, body = rng.choice(MALFORMED)
         tally.bad_kinds[kind] += 1
         try:
-            r = await client.post("/predict", content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            tally.bad_status[type(exc).__name__] += 1
+            status = await client.post(body, headers)
+        except ClientError as exc:
+            tally.bad_status[str(exc).split(":")[0]] += 1
             tally.bad_errors += 1
             return
-        tally.bad_status[str(r.status_code)] += 1
-        if r.status_code >= 500:
+        tally.bad_status[str(status)] += 1
+        if status >= 500:
             tally.bad_errors += 1
         return
     count = texts or rng.choice((1, 1, 1, 2, 4))
@@ -132,34 +178,25 @@ async def one_request(
         if count == 1
         else {"texts": [rng.choice(SENTENCES) for _ in range(count)]}
     )
+    body = json.dumps(payload).encode()
     started = time.perf_counter()
     try:
-        r = await client.post("/predict", json=payload)
-    except httpx.HTTPError as exc:
-        tally.good_status[type(exc).__name__] += 1
+        status = await client.post(body, JSON)
+    except ClientError as exc:
+        tally.good_status[str(exc).split(":")[0]] += 1
         tally.good_errors += 1
         return
     tally.good_latency.append(time.perf_counter() - started)
-    tally.good_status[str(r.status_code)] += 1
-    if r.status_code != 200:
+    tally.good_status[str(status)] += 1
+    if status != 200:
         tally.good_errors += 1
 
 
-def make_client(url: str, headers: dict[str, str]) -> httpx.AsyncClient:
-    # One connection per client, kept alive for the whole phase.
-    return httpx.AsyncClient(
-        base_url=url,
-        headers=headers,
-        timeout=120,
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-    )
-
-
 async def sequential(
-    url: str, headers: dict[str, str], n: int, seed: int, texts: int = 0
+    url: str, headers: dict[str, str], n: int, seed: int, texts: int = 0, kind: str = "raw"
 ) -> dict[str, Any]:
     tally, rng = Tally(), random.Random(seed)
-    async with make_client(url, headers) as client:
+    async with Client(url, headers, kind) as client:
         started = time.perf_counter()
         for _ in range(n):
             await one_request(client, tally, rng, 0.0, texts)
@@ -174,20 +211,59 @@ async def clients_for(
     bad: float,
     seed: int,
     texts: int = 0,
+    kind: str = "raw",
 ) -> dict[str, Any]:
     tally = Tally()
     stop_at = time.perf_counter() + seconds
 
     async def client_loop(i: int) -> None:
         rng = random.Random(seed + i)
-        async with make_client(url, headers) as client:
+        async with Client(url, headers, kind) as client:
             while time.perf_counter() < stop_at:
                 await one_request(client, tally, rng, bad, texts)
 
+    cpu0 = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(client_loop(i) for i in range(clients)))
-    result = tally.summary(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    result = tally.summary(elapsed)
     result["clients"] = clients
+    # What the load generator itself took of the shared CPU, per request answered.
+    requests = max(1, result["requests"])
+    result["load_generator_cpu_ms_per_request"] = round(
+        1000 * (time.process_time() - cpu0) / requests, 3
+    )
+    return result
+
+
+def run_loop(coro: Any) -> Any:
+    """uvloop when installed (it comes with uvicorn[standard]): less CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of process `pid` so far (Linux), or None."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_api_cpu(pid: int | None, phase: Any) -> dict[str, Any]:
+    """Run a phase; add the API process's CPU per request (with --pid): the server's side
+    of the cost, beside the load generator's."""
+    before = process_cpu_seconds(pid)
+    result: dict[str, Any] = run_loop(phase)
+    after = process_cpu_seconds(pid)
+    if before is not None and after is not None and result["requests"]:
+        result["api_cpu_ms_per_request"] = round(1000 * (after - before) / result["requests"], 3)
     return result
 
 
@@ -222,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         help="sentences per request: 1 for quick one-sentence calls (issue 10); "
         "0 mixes 1, 2 and 4 (issue 7)",
     )
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="the load generator's HTTP client (raw: lean, so the API gets the CPU)",
+    )
     parser.add_argument("--name", default="predict_load", help="result file name")
     parser.add_argument("--note", default="", help="how the machine was loaded, etc.")
     args = parser.parse_args(argv)
@@ -247,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "target": url,
         "note": args.note,
         "texts_per_request": args.texts or "1, 2 or 4 (60/20/20 %)",
+        "client": args.client,
     }
     result["settings"] = {
         "seconds": args.seconds,
@@ -255,14 +338,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["memory_before_bytes"] = resident_memory(url, headers, args.pid)
     phases: dict[str, Any] = {}
-    phases["sequential"] = asyncio.run(
-        sequential(url, headers, args.sequential, args.seed, args.texts)
+    phases["sequential"] = with_api_cpu(
+        args.pid, sequential(url, headers, args.sequential, args.seed, args.texts, args.client)
     )
     _print("sequential", phases["sequential"])
     for n in (int(c) for c in args.clients.split(",")):
         name = f"{n}_clients"
-        phases[name] = asyncio.run(
-            clients_for(url, headers, n, args.seconds, args.malformed, args.seed, args.texts)
+        phases[name] = with_api_cpu(
+            args.pid,
+            clients_for(
+                url, headers, n, args.seconds, args.malformed, args.seed, args.texts, args.client
+            ),
         )
         _print(name, phases[name])
     result["phases"] = phases
@@ -284,7 +370,9 @@ def _print(name: str, phase: dict[str, Any]) -> None:
         f"{name:12} {phase['requests']:6} requests  {phase['requests_per_second']:8} req/s  "
         f"well-formed p50 {lat['p50']} ms p95 {lat['p95']} ms p99 {lat['p99']} ms, "
         f"errors {good['errors']}  |  malformed {bad['requests']} "
-        f"(5xx or no answer: {bad['errors']}) {bad['statuses']}",
+        f"(5xx or no answer: {bad['errors']}) {bad['statuses']}  |  CPU ms/request: API "
+        f"{phase.get('api_cpu_ms_per_request')}, "
+        f"load generator {phase.get('load_generator_cpu_ms_per_request')}",
         flush=True,
     )
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ def token_type_ids(words: Sequence[str], word_of: Sequence[int]) -> list[int]:
 
 
 def _token_type_embeddings(model: Any) -> torch.nn.Embedding | None:
+    # Imported here: tagging with an ONNX model (word_shape, token_type_ids) needs no torch.
+    import torch
+
     embeddings = getattr(model.base_model, "embeddings", None)
     table = getattr(embeddings, "token_type_embeddings", None)
     return table if isinstance(table, torch.nn.Embedding) else None
@@ -78,6 +82,8 @@ def enable_casing(model: Any) -> bool:
         )
         return False
     if table.num_embeddings < N_SHAPES:
+        import torch
+
         wider = torch.nn.Embedding(
             N_SHAPES, table.embedding_dim, device=table.weight.device, dtype=table.weight.dtype
         )

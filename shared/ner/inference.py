@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from .casing import token_type_ids, uses_casing
 from .config import DEFAULT_STRIDE
@@ -31,13 +30,15 @@ from .context import NO_CONTEXT, Context, document_contexts, subtoken_counter
 from .decoding import Decoder
 from .encoding import WindowEncoder
 from .onnx_model import OnnxModel, load_onnx, serving_report
-from .runtime import autocast, pick_device, use_bf16
+from .runtime import autocast, device_name, pick_device, use_bf16
 from .tags import tags_to_spans
 from .words import split_words
 
 if TYPE_CHECKING:
-    # Typing only: importing it at run time costs the API ~120 MB of modelling code that a
-    # model served by ONNX Runtime never uses.
+    # Typing only: torch and transformers' modelling code cost ~1.4 s of start-up and the
+    # API ~120 MB, which a model served by ONNX Runtime never uses. The PyTorch paths
+    # import torch where they run.
+    import torch
     from transformers import PreTrainedModel
 
     from .formats import Sentence
@@ -88,8 +89,9 @@ class Predictor:
         # How windows are run: in padded batches each using every core, or (an int8 graph,
         # `OnnxModel.batchable`) one window per run, `parallel` runs side by side.
         self._batchable, self._parallel = True, 1
+        self.device: torch.device | str
         if isinstance(model, OnnxModel):
-            self.device = torch.device("cpu")
+            self.device = "cpu"  # ONNX Runtime's CPU provider; no torch device involved
             self.model: Any = model
             self.bf16 = self._autocast = False
             self.backend = model.backend
@@ -103,6 +105,8 @@ class Predictor:
             # (validation during `train`) keeps fp32 weights and runs under autocast.
             self._autocast = self.bf16 and not owns_model
             if self.bf16 and owns_model:
+                import torch
+
                 self.model.to(torch.bfloat16)
             self.backend = f"torch-{'bf16' if self.bf16 else 'fp32'}"
         self.id2label = {int(k): v for k, v in (model.config.id2label or {}).items()}
@@ -146,7 +150,7 @@ class Predictor:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         model_dir = Path(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        onnx_possible = pick_device(device).type == "cpu" and precision != "bf16"
+        onnx_possible = device_name(device) == "cpu" and precision != "bf16"
         if backend != "torch" and onnx_possible:
             onnx = load_onnx(model_dir, precision if precision in ("fp32", "int8") else None)
             if onnx is not None:
@@ -159,6 +163,8 @@ class Predictor:
             else:
                 why = "no ONNX variant for this precision passed its checks (onnx/serving.json)"
             raise NoOnnxExport(f"{model_dir}: {why}")
+        from transformers import AutoModelForTokenClassification
+
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, device=device, precision=precision, owns_model=True, **kwargs)
 
@@ -189,8 +195,43 @@ class Predictor:
 
         `contexts` (one per text) adds words around a text that the encoder sees but
         that get no tag (sentence-level evaluation with document context)."""
-        tokens = [[t[a:b] for a, b in w] for t, w in zip(texts, words, strict=True)]
         ctx = list(contexts) if contexts is not None else [NO_CONTEXT] * len(texts)
+        pool = self._pool()
+        if pool is None or len(texts) < 2 * self._parallel:
+            return self._tag(texts, words, batch_size, ctx, pool)
+        # Many texts, a model run one window at a time: each thread takes a share of the
+        # texts through the whole way (encoding, its windows, decoding), so the cores stay
+        # busy with the model while the other thread does its Python work. (Windows handed
+        # out one by one leave both idle while one thread encodes or decodes.) Every
+        # `parallel`-th text by length, so the shares take the same time.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        shares = [order[k :: self._parallel] for k in range(self._parallel)]
+
+        def run(share: list[int]) -> list[tuple[list[str], list[float]]]:
+            return self._tag(
+                [texts[i] for i in share],
+                [words[i] for i in share],
+                1,
+                [ctx[i] for i in share],
+                pool=None,  # this thread runs its share's windows itself
+            )
+
+        tagged: list[tuple[list[str], list[float]]] = [([], [])] * len(texts)
+        for share, results in zip(shares, pool.map(run, shares), strict=True):
+            for i, result in zip(share, results, strict=True):
+                tagged[i] = result
+        return tagged
+
+    def _tag(
+        self,
+        texts: Sequence[str],
+        words: Sequence[Words],
+        batch_size: int,
+        ctx: Sequence[Context],
+        pool: ThreadPoolExecutor | None,
+    ) -> list[tuple[list[str], list[float]]]:
+        """`tag_words` in this thread; `pool` runs the windows side by side, if given."""
+        tokens = [[t[a:b] for a, b in w] for t, w in zip(texts, words, strict=True)]
         inputs = [c.left + own + c.right for own, c in zip(tokens, ctx, strict=True)]
         with self._lock:
             windows = self.encoder.encode(inputs)
@@ -209,7 +250,8 @@ class Predictor:
 
         batches = list(_token_bounded_batches([windows[i] for i in order], batch_size))
         # One batch (a quick /predict) runs in this thread: no hand-off to the pool.
-        pool = self._pool() if len(batches) > 1 else None
+        if len(batches) < 2:
+            pool = None
         for batch, probs in pool.map(run, batches) if pool else map(run, batches):
             for row, window in enumerate(batch):
                 offset, n = ctx[window.doc].offset, len(words[window.doc])
@@ -291,6 +333,9 @@ class Predictor:
             logits = self.model(inputs)
             exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
             return exp / exp.sum(axis=-1, keepdims=True)
+        import torch
+
+        assert not isinstance(self.device, str)  # a PyTorch model has its torch device
         with torch.inference_mode(), autocast(self.device, self._autocast):
             out = self.model(
                 **{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}

@@ -24,6 +24,10 @@ SERVING_FILE = "serving.json"
 # The files of each ONNX variant inside `onnx/`.
 VARIANT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# ONNX Runtime graph rewrites left out when a session loads. SkipLayerNormalization's CPU
+# kernel is scalar (1.32): on a sentence it costs more than the residual Add and the
+# vectorised LayerNormalization it replaces (`onnx_export.py`; benchmarks/onnx_ops.py).
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 
 
 def available_cores() -> int:
@@ -71,7 +75,12 @@ class OnnxModel:
         # from there to the system (`release_free_memory`), instead of staying reserved by
         # the session for ever; a short text's few MB cost nothing to allocate.
         options.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(path),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_OPTIMIZERS),
+        )
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.config = config
         self.variant = variant
