@@ -158,22 +158,39 @@ def _documents(texts: Sequence[str]) -> Iterator[tuple[str, str]]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    predictor = _load_predictor(_model_dir(args.model), args)
-    batch: list[tuple[str, str]] = []
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-    def flush() -> None:
-        results = predictor.predict([t for _, t in batch], batch_size=args.batch_size)
+    predictor = _load_predictor(_model_dir(args.model), args)
+    Tagged = tuple[list[tuple[str, str]], list[Any]]
+
+    def tag(batch: list[tuple[str, str]]) -> Tagged:
+        return batch, predictor.predict([t for _, t in batch], batch_size=args.batch_size)
+
+    def write(tagged: Tagged) -> None:
+        batch, results = tagged
         for (doc_id, _), entities in zip(batch, results, strict=True):
             print(json.dumps({"id": doc_id, "entities": entities}, ensure_ascii=False))
         sys.stdout.flush()
-        batch.clear()
 
-    for doc in _documents(args.text):
-        batch.append(doc)
-        if len(batch) >= 256:
-            flush()
-    if batch:
-        flush()
+    # Each chunk is tagged while the one before is written out and the one after is read:
+    # the cores stay on the model instead of waiting for JSON in and out.
+    with ThreadPoolExecutor(1, thread_name_prefix="tag") as tagger:
+        pending: Future[Tagged] | None = None
+        batch: list[tuple[str, str]] = []
+        try:
+            for doc in _documents(args.text):
+                batch.append(doc)
+                if len(batch) >= 256:
+                    ahead = tagger.submit(tag, batch)
+                    if pending is not None:
+                        write(pending.result())
+                    pending, batch = ahead, []
+        finally:
+            # What was tagged is written, also when a later line turns out to be bad.
+            if pending is not None:
+                write(pending.result())
+        if batch:
+            write(tag(batch))
     return 0
 
 

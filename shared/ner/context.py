@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .word_tokenizer import WordTokenizer
+
 if TYPE_CHECKING:
     from .formats import Sentence
 
@@ -36,18 +38,16 @@ CONTEXT_MODES = ("around", "packed")
 
 
 def subtoken_counter(tokenizer: Any) -> Callable[[Sequence[Sequence[str]]], list[list[int]]]:
-    """A function: word lists → number of sub-tokens of each word (0 for dropped words)."""
+    """A function: word lists → number of sub-tokens of each word (0 for dropped words).
+    `tokenizer`: a Hugging Face fast tokenizer or a `WordTokenizer`."""
+
+    words_tokenizer = WordTokenizer.of(tokenizer)
 
     def count(word_lists: Sequence[Sequence[str]]) -> list[list[int]]:
-        if not word_lists:
-            return []
-        enc = tokenizer(
-            [list(w) for w in word_lists], is_split_into_words=True, add_special_tokens=False
-        )
         out = []
-        for i, words in enumerate(word_lists):
+        for words, enc in zip(word_lists, words_tokenizer.encode(word_lists), strict=True):
             counts = [0] * len(words)
-            for w in enc.word_ids(i):
+            for w in enc.word_ids:
                 if w is not None:
                     counts[w] += 1
             out.append(counts)

@@ -1,6 +1,7 @@
 """Words → sub-token windows, for training and inference alike.
 
-A sentence or document is tokenized once (fast tokenizer, `is_split_into_words`),
+A sentence or document is tokenized once (the Rust tokenizer on pre-split words,
+`word_tokenizer.py`),
 then cut into windows that fit the encoder, overlapping by `stride` sub-tokens.
 Each word is *owned* by exactly one window — the one where its first sub-token
 sits nearest the middle — so training labels it once and inference reads its
@@ -13,8 +14,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from transformers import PreTrainedTokenizerBase
+from .word_tokenizer import WordTokenizer
 
 IGNORE = -100  # the label index torch's cross-entropy skips
 
@@ -29,17 +31,14 @@ class Window:
 
 
 class WindowEncoder:
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int) -> None:
-        if not tokenizer.is_fast:
-            raise ValueError(
-                "the tokenizer must be a fast (Rust) tokenizer: word alignment needs it"
-            )
-        self.tokenizer = tokenizer
+    def __init__(self, tokenizer: Any, max_length: int, stride: int) -> None:
+        """`tokenizer`: a Hugging Face fast tokenizer or a `WordTokenizer`."""
+        self.tokenizer = WordTokenizer.of(tokenizer)
         # The special tokens the tokenizer wraps a sequence in ([CLS] … [SEP], <s> … </s>):
         # read off one probe word, since v5's generic tokenizers have no
         # build_inputs_with_special_tokens.
-        bare = tokenizer(["a"], is_split_into_words=True, add_special_tokens=False)["input_ids"]
-        full = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)["input_ids"]
+        bare = self.tokenizer.encode([["a"]], add_special_tokens=False)[0].ids
+        full = self.tokenizer.encode([["a"]], add_special_tokens=True)[0].ids
         self.prefix = next(i for i in range(len(full)) if full[i : i + len(bare)] == bare)
         self.head_ids = full[: self.prefix]
         self.tail_ids = full[self.prefix + len(bare) :]
@@ -82,13 +81,11 @@ class WindowEncoder:
         words whose tag is IGNORE (document context around a target sentence)."""
         if not words:
             return []
-        enc = self.tokenizer(
-            [list(w) for w in words], is_split_into_words=True, add_special_tokens=False
-        )
+        encodings = self.tokenizer.encode(words)
         windows: list[Window] = []
-        for doc in range(len(words)):
-            ids: list[int] = enc["input_ids"][doc]
-            wids: list[int | None] = enc.word_ids(doc)
+        for doc, enc in enumerate(encodings):
+            ids: list[int] = enc.ids
+            wids: list[int | None] = enc.word_ids
             n = len(ids)
             if n == 0:  # no words, or only words the tokenizer drops (zero-width marks)
                 continue

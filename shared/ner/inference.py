@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from transformers import AutoTokenizer
 
 from .casing import token_type_ids, uses_casing
 from .config import DEFAULT_STRIDE
@@ -32,6 +31,7 @@ from .encoding import WindowEncoder
 from .onnx_model import OnnxModel, load_onnx, serving_report
 from .runtime import autocast, device_name, pick_device, use_bf16
 from .tags import tags_to_spans
+from .word_tokenizer import WordTokenizer
 from .words import split_words
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ BACKENDS = ("auto", "onnx", "torch")
 
 def window_length(model: Any, tokenizer: Any, cap: int = DEFAULT_MAX_LENGTH) -> int:
     limits = [cap, getattr(model.config, "max_position_embeddings", cap)]
-    if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
-        limits.append(tokenizer.model_max_length)
+    if limit := WordTokenizer.of(tokenizer).model_max_length:
+        limits.append(limit)
     return min(limits)
 
 
@@ -121,7 +121,8 @@ class Predictor:
         self.encoder = WindowEncoder(
             tokenizer, max_length or window_length(model, tokenizer), stride
         )
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad_id = self.encoder.tokenizer.pad_token_id
+        self.pad_id = pad_id if pad_id is not None else 0
         self.casing = uses_casing(model)
         self.decoder = Decoder(
             self.id2label,
@@ -149,12 +150,15 @@ class Predictor:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         model_dir = Path(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
         onnx_possible = device_name(device) == "cpu" and precision != "bf16"
         if backend != "torch" and onnx_possible:
             onnx = load_onnx(model_dir, precision if precision in ("fp32", "int8") else None)
             if onnx is not None:
-                return cls(onnx, tokenizer, **kwargs)
+                # Without transformers (and so torch) where the export checked that the
+                # tokenizer file alone tokenizes as transformers does.
+                report = serving_report(model_dir) or {}
+                light = WordTokenizer.load(model_dir) if report.get("word_tokenizer") else None
+                return cls(onnx, light or _hf_tokenizer(model_dir), **kwargs)
         if backend == "onnx" or precision == "int8":
             if not onnx_possible:
                 why = "ONNX serving is for the CPU in fp32 or int8"
@@ -166,7 +170,14 @@ class Predictor:
         from transformers import AutoModelForTokenClassification
 
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
-        return cls(model, tokenizer, device=device, precision=precision, owns_model=True, **kwargs)
+        return cls(
+            model,
+            _hf_tokenizer(model_dir),
+            device=device,
+            precision=precision,
+            owns_model=True,
+            **kwargs,
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -341,6 +352,12 @@ class Predictor:
                 **{k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
             ).logits
         return out.float().softmax(-1).cpu().numpy()
+
+
+def _hf_tokenizer(model_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def _token_bounded_batches(windows: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:

@@ -16,11 +16,14 @@ Run once when a model is saved (`train`), so the export travels with the model's
    (fp32 within 4e-6). `benchmarks/onnx_ops.py` measures it again.
 3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel; the
    integer kernels use VNNI or AMX where the CPU has them) → `onnx/model.int8.onnx`.
-4. Tag the model's own validation sentences with PyTorch (fp32, the reference) and with
-   each ONNX variant. fp32 passes when it gives the same entities for ≥ 99.5 % of the
-   sentences and an F1 within 0.1 point of the reference; int8 passes when its F1 is
-   within 0.3 point. `onnx/serving.json` records every figure and which variant serves:
-   int8 where it passed, else fp32, else none (PyTorch serves, with a warning).
+4. Check that `tokenizer.json` alone tokenizes the validation sentences as transformers
+   does (`word_tokenizer.py`; `word_tokenizer` in the report): then serving needs neither
+   transformers nor torch. Tag the model's own validation sentences with PyTorch (fp32,
+   the reference) and with each ONNX variant (with the tokenizer that will serve it).
+   fp32 passes when it gives the same entities for ≥ 99.5 % of the sentences and an F1
+   within 0.1 point of the reference; int8 passes when its F1 is within 0.3 point.
+   `onnx/serving.json` records every figure and which variant serves: int8 where it
+   passed, else fp32, else none (PyTorch serves, with a warning).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .onnx_model import INPUT_NAMES, ONNX_DIR, SERVING_FILE, VARIANT_FILES, OnnxModel
 from .runtime import MODEL_ERRORS
+from .word_tokenizer import WordTokenizer
 
 if TYPE_CHECKING:
     from .formats import Sentence
@@ -207,11 +211,17 @@ def export_for_serving(
         }
         del reference, torch_model
 
+        # Served without transformers where the tokenizer file alone gives the same
+        # sub-tokens (word_tokenizer.py); the variants are checked with what will serve.
+        light = WordTokenizer.load(model_dir)
+        word_lists = [[s.text[a:b] for a, b in s.words] for s in sentences]
+        report["word_tokenizer"] = light is not None and light.matches(tokenizer, word_lists)
+        serving_tokenizer = light if light is not None and report["word_tokenizer"] else tokenizer
         for variant in VARIANT_FILES:
             path = partial / VARIANT_FILES[variant]
             if not path.exists():
                 continue
-            predictor = Predictor(OnnxModel(path, config, variant), tokenizer)
+            predictor = Predictor(OnnxModel(path, config, variant), serving_tokenizer)
             tags, seconds = _tag(predictor, sentences)
             agreement = sum(a == b for a, b in zip(tags, ref_tags, strict=True)) / len(tags)
             f1 = score(gold, tags)["f1"]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -97,8 +98,6 @@ class OnnxModel:
 def load_onnx(model_dir: str | Path, variant: str | None = None) -> OnnxModel | None:
     """The variant `serving.json` chose (or the one asked for, where it passed its checks),
     or None: no export, or none that passed (the model is then served by PyTorch)."""
-    from transformers import AutoConfig
-
     model_dir = Path(model_dir)
     report = serving_report(model_dir)
     if report is None:
@@ -114,5 +113,12 @@ def load_onnx(model_dir: str | Path, variant: str | None = None) -> OnnxModel | 
     if not report.get("variants", {}).get(chosen, {}).get("passed"):
         log.warning("%s: its ONNX %s export did not pass its checks", model_dir, chosen)
         return None
-    config = AutoConfig.from_pretrained(model_dir)
-    return OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], config, chosen)
+    return OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], read_config(model_dir), chosen)
+
+
+def read_config(model_dir: str | Path) -> SimpleNamespace:
+    """The fields of the model's `config.json` as attributes (`id2label`, `ner_casing`...),
+    read without transformers, whose `AutoConfig` imports torch: all that tagging with
+    the exported graph needs of the model's configuration."""
+    fields = json.loads((Path(model_dir) / "config.json").read_text("utf-8"))
+    return SimpleNamespace(**fields)

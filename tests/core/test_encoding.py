@@ -38,7 +38,8 @@ def first_subtokens(window) -> list[int]:
 
 def check_windows(encoder: WindowEncoder, docs: list[list[str]], windows) -> None:
     """The invariants every encoding must satisfy."""
-    cls_id, sep_id = encoder.tokenizer.cls_token_id, encoder.tokenizer.sep_token_id
+    backend = encoder.tokenizer.backend  # the Rust tokenizer the encoder calls
+    cls_id, sep_id = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
     owners: Counter[tuple[int, int]] = Counter()
     for window in windows:
         assert len(window.input_ids) <= MAX_LENGTH
@@ -55,8 +56,8 @@ def check_windows(encoder: WindowEncoder, docs: list[list[str]], windows) -> Non
     # every word that yields a sub-token is owned by exactly one window of its document
     expected = Counter()
     for doc, words in enumerate(docs):
-        ids = encoder.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
-        for w in {w for w in ids.word_ids() if w is not None}:
+        ids = backend.encode(words, is_pretokenized=True, add_special_tokens=False)
+        for w in {w for w in ids.word_ids if w is not None}:
             expected[(doc, w)] = 1
     assert owners == expected
 

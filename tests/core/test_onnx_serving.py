@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from transformers import AutoTokenizer
 
 from cli.main import main as ner
 from shared.ner import Predictor, TrainConfig
 from shared.ner import onnx_export as onnx_export_module
 from shared.ner.inference import NoOnnxExport
 from shared.ner.onnx_export import export_for_serving
+from shared.ner.onnx_model import load_onnx
+from shared.ner.word_tokenizer import WordTokenizer
 from tests.core.conftest import SHORT, Trained, make_dataset, train_capturing
 from tests.core.test_training import RELOAD_TEXTS
 
@@ -50,6 +55,54 @@ def test_a_cpu_serves_the_export_with_the_pytorch_models_entities(trained: Train
     # The default picks the variant serving.json chose.
     report = json.loads((trained.model_dir / "onnx" / "serving.json").read_text())
     assert Predictor.load(trained.model_dir).backend == f"onnx-{report['serve']}"
+
+
+def test_an_exported_model_tags_without_torch_or_transformers(trained: Trained) -> None:
+    # Start-up and memory of `ner predict` and the API: with an ONNX model whose tokenizer
+    # file was checked at export, neither torch nor transformers is imported.
+    report = json.loads((trained.model_dir / "onnx" / "serving.json").read_text())
+    assert report["word_tokenizer"] is True
+    script = (
+        "import sys; from shared.ner import Predictor; "
+        f"p = Predictor.load({str(trained.model_dir)!r}); "
+        f"print(p.predict({RELOAD_TEXTS!r})); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[-1] == "[]"
+    # ... and it tags exactly as the same graph with transformers' tokenizer.
+    onnx = load_onnx(trained.model_dir)
+    assert onnx is not None
+    with_hf = Predictor(onnx, AutoTokenizer.from_pretrained(trained.model_dir))
+    assert out[-2] == str(with_hf.predict(RELOAD_TEXTS))
+
+
+def test_a_tokenizer_file_that_tokenizes_differently_is_not_used_alone(
+    trained: Trained, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained.model_dir, model_dir)
+    light = WordTokenizer.load(model_dir)
+    hf = AutoTokenizer.from_pretrained(model_dir)
+    assert light is not None and light.matches(hf, [["Anna", "Smith", "flew", "."]])
+    # A tokenizer.json whose vocabulary differs from the one transformers builds (two
+    # sub-tokens swapped) gives different ids.
+    raw = json.loads((model_dir / "tokenizer.json").read_text())
+    vocab = raw["model"]["vocab"]
+    first = light.encode([["Anna"]])[0].tokens[0]
+    other = next(t for t in vocab if t != first and not t.startswith("["))
+    vocab[first], vocab[other] = vocab[other], vocab[first]
+    (model_dir / "tokenizer.json").write_text(json.dumps(raw))
+    changed = WordTokenizer.load(model_dir)
+    assert changed is not None and not changed.matches(hf, [["Anna", "Smith", "flew", "."]])
+    # A report that says the file does not match: transformers' tokenizer serves.
+    report_file = model_dir / "onnx" / "serving.json"
+    report = json.loads(report_file.read_text())
+    report["word_tokenizer"] = False
+    report_file.write_text(json.dumps(report))
+    assert not isinstance(Predictor.load(model_dir).tokenizer, WordTokenizer)
 
 
 def test_an_export_that_tags_differently_is_not_served(
