@@ -122,9 +122,14 @@ def test_train_promote_predict(client: httpx.Client, train_csv, stack: dict) -> 
 
 def test_concurrent_predicts_are_batched(client: httpx.Client, stack: dict) -> None:
     errors: list[str] = []
+    # Every client connected first, then all send at once: a tagged sentence takes a
+    # millisecond or two, so requests sent as their threads start would rarely overlap.
+    together = threading.Barrier(24)
 
     def one(i: int) -> None:
         with httpx.Client(base_url=stack["base"], timeout=60) as c:
+            c.get("/healthz")
+            together.wait()
             r = c.post("/predict", json={"text": f"Yuki Tanaka lives in Kyoto . {i}"})
             if r.status_code != 200:
                 errors.append(r.text)
