@@ -1,7 +1,7 @@
 """A lean HTTP/1.1 keep-alive client for load generation, on asyncio streams.
 
 Why not httpx here: on a 2-core machine the load generator shares the CPU with the API it
-measures. httpx spends about 1.5 ms of CPU per request (measured against this API: see
+measures. httpx spends 1.6-1.9 ms of CPU per request (measured against this API: see
 docs/benchmarks.md), as much as the API's own work for a one-sentence /predict, so a
 16-client phase measured the client as much as the server. This client writes a request
 prepared once per body and reads the status line, the headers it needs

@@ -33,11 +33,17 @@ class BadInput(Exception):
 
 
 def _quiet_transformers() -> None:
+    """No info logs or progress bars from transformers. Through its environment variables,
+    read when it is first imported: importing it here would cost `ner predict` a second
+    for a model served by ONNX Runtime, which never imports it."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (a caller in the same process)
+        from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
 
 
 def _read(path: str | None, args: argparse.Namespace) -> Any:
