@@ -10,7 +10,10 @@ those must get a 4xx and must not disturb the well-formed ones, which must all g
 
 Reports p50/p95/p99 latency, requests/s and errors, separately for well-formed and
 malformed requests, and the API process's resident memory before and after (from its
-/metrics, or /proc/<pid> with --pid). Writes benchmarks/results/<name>.json with the CPU
+/metrics, or /proc/<pid> with --pid). The clients use a lean HTTP client
+(benchmarks/raw_http.py; `--client httpx` for the old one), and each phase reports the
+CPU per request of the load generator and (with --pid) of the API: on a small machine
+they share the cores. Writes benchmarks/results/<name>.json with the CPU
 model and flags (amx_bf16, avx512_bf16, avx512_vnni).
 """
 
