@@ -118,8 +118,9 @@ class Predictor:
         if max_length is None and self.context_length and self.context_mode == "packed":
             # Trained on documents cut into windows of this length: predict in the same.
             max_length = self.context_length
+        words_tokenizer = WordTokenizer.of(tokenizer)  # what the encoder and counter call
         self.encoder = WindowEncoder(
-            tokenizer, max_length or window_length(model, tokenizer), stride
+            words_tokenizer, max_length or window_length(model, words_tokenizer), stride
         )
         pad_id = self.encoder.tokenizer.pad_token_id
         self.pad_id = pad_id if pad_id is not None else 0
@@ -128,7 +129,7 @@ class Predictor:
             self.id2label,
             decoding or getattr(model.config, "ner_decoding", None) or DEFAULT_DECODING,
         )
-        self._count = subtoken_counter(tokenizer)
+        self._count = subtoken_counter(words_tokenizer)
         # Fast tokenizers are not safe to call from several threads at once.
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -156,8 +157,7 @@ class Predictor:
             if onnx is not None:
                 # Without transformers (and so torch) where the export checked that the
                 # tokenizer file alone tokenizes as transformers does.
-                report = serving_report(model_dir) or {}
-                light = WordTokenizer.load(model_dir) if report.get("word_tokenizer") else None
+                light = WordTokenizer.load(model_dir) if onnx.tokenizer_checked else None
                 return cls(onnx, light or _hf_tokenizer(model_dir), **kwargs)
         if backend == "onnx" or precision == "int8":
             if not onnx_possible:

@@ -215,8 +215,10 @@ def export_for_serving(
         # sub-tokens (word_tokenizer.py); the variants are checked with what will serve.
         light = WordTokenizer.load(model_dir)
         word_lists = [[s.text[a:b] for a, b in s.words] for s in sentences]
-        report["word_tokenizer"] = light is not None and light.matches(tokenizer, word_lists)
-        serving_tokenizer = light if light is not None and report["word_tokenizer"] else tokenizer
+        if light is not None and not light.matches(tokenizer, word_lists):
+            light = None
+        report["word_tokenizer"] = light is not None
+        serving_tokenizer = light or tokenizer
         for variant in VARIANT_FILES:
             path = partial / VARIANT_FILES[variant]
             if not path.exists():

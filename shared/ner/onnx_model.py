@@ -85,6 +85,9 @@ class OnnxModel:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.config = config
         self.variant = variant
+        # Whether the export found that `tokenizer.json` alone tokenizes as transformers
+        # does (serving.json's `word_tokenizer`); set by `load_onnx`.
+        self.tokenizer_checked = False
 
     @property
     def backend(self) -> str:
@@ -113,7 +116,9 @@ def load_onnx(model_dir: str | Path, variant: str | None = None) -> OnnxModel | 
     if not report.get("variants", {}).get(chosen, {}).get("passed"):
         log.warning("%s: its ONNX %s export did not pass its checks", model_dir, chosen)
         return None
-    return OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], read_config(model_dir), chosen)
+    model = OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], read_config(model_dir), chosen)
+    model.tokenizer_checked = bool(report.get("word_tokenizer"))
+    return model
 
 
 def read_config(model_dir: str | Path) -> SimpleNamespace:
