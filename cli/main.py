@@ -108,6 +108,8 @@ def _load_predictor(model: Path, args: argparse.Namespace) -> Any:
         )
     except NoOnnxExport as err:
         raise BadInput(str(err)) from None
+    except (OSError, ValueError) as err:  # a damaged or incomplete model directory
+        raise BadInput(f"{model}: the model could not be loaded: {err}") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

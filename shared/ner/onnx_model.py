@@ -125,5 +125,12 @@ def read_config(model_dir: str | Path) -> SimpleNamespace:
     """The fields of the model's `config.json` as attributes (`id2label`, `ner_casing`...),
     read without transformers, whose `AutoConfig` imports torch: all that tagging with
     the exported graph needs of the model's configuration."""
-    fields = json.loads((Path(model_dir) / "config.json").read_text("utf-8"))
-    return SimpleNamespace(**fields)
+    return SimpleNamespace(**read_json(Path(model_dir) / "config.json"))
+
+
+def read_json(path: Path) -> Any:
+    """A model's JSON file; ValueError naming it when it is damaged."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc

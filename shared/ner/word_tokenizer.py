@@ -14,12 +14,13 @@ in `onnx/serving.json`; a model where it does not is served with transformers' t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Encoding, Tokenizer
+
+from .onnx_model import read_json
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -58,11 +59,12 @@ class WordTokenizer:
         """The tokenizer saved with a model, without transformers; None if it has no
         `tokenizer.json`."""
         model_dir = Path(model_dir)
-        if not (model_dir / TOKENIZER_FILE).is_file():
+        path, config_file = model_dir / TOKENIZER_FILE, model_dir / TOKENIZER_CONFIG
+        if not path.is_file():
             return None
-        backend = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-        config_file = model_dir / TOKENIZER_CONFIG
-        config = json.loads(config_file.read_text("utf-8")) if config_file.is_file() else {}
+        read_json(path)  # a damaged file is named, not only in the Rust parser's words
+        backend = Tokenizer.from_file(str(path))
+        config = read_json(config_file) if config_file.is_file() else {}
         pad = config.get("pad_token")
         if isinstance(pad, dict):  # an AddedToken written out in full
             pad = pad.get("content")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,20 @@ def test_non_model_directory_exits_2(capsys, tmp_path: Path, write) -> None:
         code, out, err = run(capsys, *argv)
         assert code == 2, argv
         assert "not a model directory" in err and "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("damaged", ["tokenizer.json", "config.json"])
+def test_a_damaged_model_file_exits_2_naming_it(
+    capsys, tmp_path: Path, trained: Trained, damaged: str
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(trained.model_dir, model)
+    (model / damaged).write_text('{"truncated": ')
+    for backend in ("auto", "torch"):
+        code, out, err = run(capsys, "predict", "--model", str(model), "--backend", backend, "A")
+        assert code == 2, backend
+        assert "could not be loaded" in err and "Traceback" not in err and out == ""
+        assert damaged in err or backend == "torch", err
 
 
 def test_bad_jsonl_on_stdin_exits_2(capsys, monkeypatch, trained: Trained) -> None:
