@@ -16,10 +16,10 @@ What a model needs at inference is read from its config.json: `ner_casing`,
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 Entity = dict[str, Any]
 Words = Sequence[tuple[int, int]]
+T = TypeVar("T")
 
 DEFAULT_MAX_LENGTH = 512
 # Padded sub-tokens in one forward pass. Attention memory grows with length squared: 64
@@ -188,12 +189,17 @@ class Predictor:
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities for each text, as CONTRACT §3."""
-        words = [split_words(t) for t in texts]
-        tagged = self.tag_words(texts, words, batch_size)
-        return [
-            self.entities(text, w, tags, probs)
-            for text, w, (tags, probs) in zip(texts, words, tagged, strict=True)
-        ]
+
+        def run(indices: list[int], pool: ThreadPoolExecutor | None) -> list[list[Entity]]:
+            part = [texts[i] for i in indices]
+            words = [split_words(t) for t in part]
+            tagged = self._tag(part, words, batch_size, [NO_CONTEXT] * len(part), pool)
+            return [
+                self.entities(text, w, tags, probs)
+                for text, w, (tags, probs) in zip(part, words, tagged, strict=True)
+            ]
+
+        return self._in_shares([len(t) for t in texts], run)
 
     def tag_words(
         self,
@@ -207,31 +213,46 @@ class Predictor:
         `contexts` (one per text) adds words around a text that the encoder sees but
         that get no tag (sentence-level evaluation with document context)."""
         ctx = list(contexts) if contexts is not None else [NO_CONTEXT] * len(texts)
-        pool = self._pool()
-        if pool is None or len(texts) < 2 * self._parallel:
-            return self._tag(texts, words, batch_size, ctx, pool)
-        # Many texts, a model run one window at a time: each thread takes a share of the
-        # texts through the whole way (encoding, its windows, decoding), so the cores stay
-        # busy with the model while the other thread does its Python work. (Windows handed
-        # out one by one leave both idle while one thread encodes or decodes.) Every
-        # `parallel`-th text by length, so the shares take the same time.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        shares = [order[k :: self._parallel] for k in range(self._parallel)]
 
-        def run(share: list[int]) -> list[tuple[list[str], list[float]]]:
+        def run(
+            indices: list[int], pool: ThreadPoolExecutor | None
+        ) -> list[tuple[list[str], list[float]]]:
             return self._tag(
-                [texts[i] for i in share],
-                [words[i] for i in share],
-                1,
-                [ctx[i] for i in share],
-                pool=None,  # this thread runs its share's windows itself
+                [texts[i] for i in indices],
+                [words[i] for i in indices],
+                batch_size,
+                [ctx[i] for i in indices],
+                pool,
             )
 
-        tagged: list[tuple[list[str], list[float]]] = [([], [])] * len(texts)
-        for share, results in zip(shares, pool.map(run, shares), strict=True):
+        return self._in_shares([len(t) for t in texts], run)
+
+    def _in_shares(
+        self,
+        lengths: Sequence[int],
+        run: Callable[[list[int], ThreadPoolExecutor | None], list[T]],
+    ) -> list[T]:
+        """`run(indices, pool)` over every text (`lengths`: their lengths), results in order.
+
+        Many texts, a model run one window at a time: each thread takes a share of the
+        texts through the whole way (splitting, encoding, its windows, decoding, entities),
+        so the cores stay busy with the model while the other thread does its Python work
+        (windows handed out one by one, or words split before and entities built after
+        in the caller's thread, leave both idle meanwhile). Every `parallel`-th text by
+        length, so the shares take the same time. Otherwise `run` gets every text and the
+        pool, if any, to run its windows side by side."""
+        everything = list(range(len(lengths)))
+        pool = self._pool()
+        if pool is None or len(lengths) < 2 * self._parallel:
+            return run(everything, pool)
+        order = sorted(everything, key=lambda i: lengths[i])
+        shares = [order[k :: self._parallel] for k in range(self._parallel)]
+        out: list[T | None] = [None] * len(lengths)
+        # pool=None: each thread runs its share's windows itself.
+        for share, results in zip(shares, pool.map(lambda s: run(s, None), shares), strict=True):
             for i, result in zip(share, results, strict=True):
-                tagged[i] = result
-        return tagged
+                out[i] = result
+        return out  # type: ignore[return-value]  # every index is in one share
 
     def _tag(
         self,
