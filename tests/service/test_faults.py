@@ -217,13 +217,18 @@ def _long_training(client: httpx.Client, epochs: int) -> dict:
 def test_killed_worker_mid_bulk_job_is_taken_over_within_30_s(client, fault_stack) -> None:
     first, second = _one_worker(fault_stack)
     _first_model(client, fault_stack)
-    docs = [{"id": f"k{i}", "text": f"{i} " + SENTENCE * 12} for i in range(800)]
+    # Enough work that the job is still running when the spare worker is up, however long
+    # that takes on a busy machine (a faster worker once finished before the kill).
+    docs = [{"id": f"k{i}", "text": f"{i} " + SENTENCE * 12} for i in range(2400)]
     job_id = client.post("/jobs/predict", json={"documents": docs}).json()["id"]
-    _wait_running(client, job_id, lambda j: 0.05 < j["progress"] < 0.5)
+    _wait_running(client, job_id, lambda j: 0.02 < j["progress"] < 0.2)
     second.start()
     _ready(second)
+    at_kill = client.get(f"/jobs/{job_id}").json()
     first.kill()
     killed = time.monotonic()
+    assert at_kill["status"] == "running", f"the job ended before its worker was killed: {at_kill}"
+    print(f"\nworker killed at progress {at_kill['progress']:.2f}")
     done_at_kill = _results_total(client, job_id)
     while client.get(f"/jobs/{job_id}").json()["attempts"] < 2:
         assert time.monotonic() - killed < 30, "no worker took the job up within 30 s"
