@@ -44,7 +44,7 @@ def serving_report(model_dir: str | Path) -> dict[str, Any] | None:
     path = Path(model_dir) / ONNX_DIR / SERVING_FILE
     if not path.is_file():
         return None
-    report: dict[str, Any] = json.loads(path.read_text())
+    report: dict[str, Any] = read_json(path)
     return report
 
 
