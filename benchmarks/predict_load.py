@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -248,15 +249,30 @@ def run_loop(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux): with `ner api --workers N`, the uvicorn parent
+    and its N server processes."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the thread has just ended
+                pids.extend(int(c) for c in task.read_text().split())
+        i += 1
+    return pids
+
+
 def process_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds of process `pid` so far (Linux), or None."""
+    """User + system CPU seconds so far of process `pid` and its children (Linux), or None."""
     if not pid:
         return None
+    total = 0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        for each in process_tree(pid):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def with_api_cpu(pid: int | None, phase: Any) -> dict[str, Any]:
@@ -271,11 +287,15 @@ def with_api_cpu(pid: int | None, phase: Any) -> dict[str, Any]:
 
 
 def resident_memory(url: str, headers: dict[str, str], pid: int | None) -> int | None:
-    """The API process's resident bytes: /proc/<pid> when given, else its /metrics."""
+    """The API's resident bytes: /proc/<pid> and its children's when given (every API
+    process), else its /metrics (one process)."""
     if pid:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
+        total = 0
+        for each in process_tree(pid):
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
     try:
         text = httpx.get(f"{url}/metrics", headers=headers, timeout=10).text
     except httpx.HTTPError:
