@@ -1,12 +1,32 @@
-"""Prometheus metrics of the API (served at /metrics)."""
+"""Prometheus metrics of the API (served at /metrics).
+
+With several API processes (`ner api --workers N`) every process writes its values to
+files in one directory and /metrics sums them (prometheus-client's multiprocess mode):
+a scrape, whichever process answers it, counts the requests all of them served.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# prometheus-client reads it when it is imported: set before the API processes start.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter(
     "ner_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
@@ -14,7 +34,14 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "ner_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"]
 )
-JOBS = Gauge("ner_jobs", "Jobs in the database by type and status", ["type", "status"])
+# Set from the database by the process answering the scrape: across processes, the
+# latest value is the true one.
+JOBS = Gauge(
+    "ner_jobs",
+    "Jobs in the database by type and status",
+    ["type", "status"],
+    multiprocess_mode="mostrecent",
+)
 PREDICT_BATCH = Histogram(
     "ner_predict_batch_texts",
     "Texts per /predict micro-batch",
@@ -31,9 +58,39 @@ PREDICT_REJECTED = Counter(
     ["reason"],
 )
 MODEL_LOADS = Counter("ner_model_loads_total", "Production model loads by outcome", ["outcome"])
+# 1 while any process serves the version (each loads a promotion on its own poll).
 MODEL_VERSION = Gauge(
-    "ner_serving_model_info", "The model version /predict serves (value 1)", ["version"]
+    "ner_serving_model_info",
+    "The model version /predict serves (value 1)",
+    ["version"],
+    multiprocess_mode="max",
 )
+
+
+def exposition() -> bytes:
+    """The text /metrics serves: this process's metrics, or every API process's summed."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)
+
+
+@contextmanager
+def shared_between_processes() -> Iterator[None]:
+    """Multiprocess mode for the API processes started inside: a fresh directory for their
+    values, removed afterwards. A directory the operator set is used as it is (clearing it
+    between runs is then theirs to do, as prometheus-client asks)."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="ner-api-metrics-")
+    os.environ[MULTIPROCESS_DIR] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class RequestMetrics:

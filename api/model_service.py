@@ -102,6 +102,9 @@ class ModelService:
         self.services.models.retain({version})
         MODEL_LOADS.labels("loaded").inc()
         if previous is not None:
+            # 0 first: with several API processes the value lives on in this process's
+            # metrics file, which `remove` does not touch.
+            MODEL_VERSION.labels(previous.version).set(0)
             MODEL_VERSION.remove(previous.version)
         MODEL_VERSION.labels(version).set(1)
         log.info("now serving model %s (%s)", version, getattr(loaded.predictor, "backend", "?"))

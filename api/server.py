@@ -10,13 +10,15 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.app import create_app
+from api import processes
+from api.metrics import shared_between_processes
 from shared.db import make_engine, make_session_factory, session_scope
 from shared.migrate import upgrade_to_head
 from shared.services import keys
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+MAX_WORKERS = 64  # as the `api_workers` setting allows
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -78,12 +80,47 @@ def refuse_open_listener(host: str, settings: Settings, *, insecure: bool) -> No
     raise SystemExit(2)
 
 
-def run_api(host: str = "127.0.0.1", port: int = 8000, *, insecure: bool = False) -> None:
-    """Run pending migrations, then serve until SIGTERM / Ctrl-C."""
+def run_api(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    insecure: bool = False,
+    workers: int | None = None,
+) -> None:
+    """Run pending migrations, then serve until SIGTERM / Ctrl-C, in `workers` processes
+    (default: the `api_workers` setting)."""
     configure_logging()
     settings = get_settings()
+    workers = settings.api_workers if workers is None else workers
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"--workers: expected 1 to {MAX_WORKERS} processes, not {workers}", file=sys.stderr)
+        raise SystemExit(2)
     migrate_or_exit(settings)
     refuse_open_listener(host, settings, insecure=insecure)
-    log.info("serving the API on http://%s:%d (docs at /docs)", host, port)
+    log.info("serving the API on http://%s:%d (docs at /docs), %d process(es)", host, port, workers)
     # access_log=False: an access line is one more place a query string could carry data.
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    if workers == 1:
+        from api.app import create_app  # here: a parent of several processes does not need it
+
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+        return
+    app = "api.app:create_app"  # each process builds the app from the same environment
+    with shared_between_processes():
+        if processes.supported():
+            config = uvicorn.Config(
+                app, factory=True, host=host, port=port, log_level="info", access_log=False
+            )
+            status = processes.serve(config, workers)
+        else:  # no SO_REUSEPORT: uvicorn's workers, one shared socket (api/processes.py)
+            uvicorn.run(
+                app,
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+            )
+            status = 0
+    if status:
+        raise SystemExit(status)

@@ -32,6 +32,17 @@ class BadInput(Exception):
     """A mistake in what the user gave us: printed without a traceback, exit 2."""
 
 
+def _workers(text: str) -> int:
+    """`--workers`: a whole number from 1 to 64 (the `api_workers` setting's bounds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 processes, not {text!r}")
+    return value
+
+
 def _quiet_transformers() -> None:
     """No info logs or progress bars from transformers. Through its environment variables,
     read when it is first imported: importing it here would cost `ner predict` a second
@@ -212,7 +223,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_api(args: argparse.Namespace) -> int:
     from api.server import run_api
 
-    run_api(args.host, args.port, insecure=args.insecure)
+    run_api(args.host, args.port, insecure=args.insecure, workers=args.workers)
     return 0
 
 
@@ -321,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="listen on a non-loopback --host even with no API key configured "
             "(anyone who can reach it may use it)",
         )
+        if name == "api":
+            p.add_argument(
+                "--workers",
+                type=_workers,
+                help="API processes, each with its own copy of the model: one per core "
+                "serves concurrent calls fastest (default: NER_API_WORKERS, 1)",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("keys", help="API keys in the database: create, list, revoke")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import SessionDep
-from api.metrics import JOBS
+from api.metrics import JOBS, exposition
 from api.schemas import COMMON_ERRORS
 from shared.services import jobs
 from shared.states import JobStatus, JobType
@@ -21,4 +21,4 @@ def metrics(session: SessionDep) -> Response:
     for job_type in JobType:
         for status in JobStatus:
             JOBS.labels(job_type.value, status.value).set(counts.get((job_type, status), 0))
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -84,6 +84,14 @@ def test_unknown_format_exits_2(capsys, write, trained: Trained) -> None:
     assert "line 1: cannot tell the format from the name or the content" in err
 
 
+@pytest.mark.parametrize("bad", ["0", "-1", "many", "65"])
+def test_api_workers_out_of_range_exits_2(capsys, bad: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["api", "--workers", bad])
+    assert exit_.value.code == 2
+    assert f"--workers: expected 1 to 64 processes, not '{bad}'" in capsys.readouterr().err
+
+
 def test_missing_file_exits_2(capsys, tmp_path: Path, trained: Trained) -> None:
     missing = tmp_path / "nope.csv"
     code, _, err = run(
