@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import sys
@@ -15,10 +16,20 @@ from api.metrics import shared_between_processes
 from shared.db import make_engine, make_session_factory, session_scope
 from shared.migrate import upgrade_to_head
 from shared.services import keys
-from shared.settings import Settings, get_settings
+from shared.settings import MAX_API_WORKERS, Settings, get_settings
 
 log = logging.getLogger(__name__)
-MAX_WORKERS = 64  # as the `api_workers` setting allows
+
+
+def workers_argument(text: str) -> int:
+    """`--workers` (argparse type): 1 to MAX_API_WORKERS processes, as the setting allows."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_API_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_API_WORKERS} processes, not {text!r}")
+    return value
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -91,10 +102,7 @@ def run_api(
     (default: the `api_workers` setting)."""
     configure_logging()
     settings = get_settings()
-    workers = settings.api_workers if workers is None else workers
-    if not 1 <= workers <= MAX_WORKERS:
-        print(f"--workers: expected 1 to {MAX_WORKERS} processes, not {workers}", file=sys.stderr)
-        raise SystemExit(2)
+    workers = workers or settings.api_workers  # a given count comes from workers_argument
     migrate_or_exit(settings)
     refuse_open_listener(host, settings, insecure=insecure)
     log.info("serving the API on http://%s:%d (docs at /docs), %d process(es)", host, port, workers)

@@ -33,14 +33,10 @@ class BadInput(Exception):
 
 
 def _workers(text: str) -> int:
-    """`--workers`: a whole number from 1 to 64 (the `api_workers` setting's bounds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected 1 to 64 processes, not {text!r}")
-    return value
+    # api.server's check, imported only when --workers is given: `ner api` loads it next.
+    from api.server import workers_argument
+
+    return workers_argument(text)
 
 
 def _quiet_transformers() -> None:

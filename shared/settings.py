@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MAX_API_WORKERS = 64
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -62,7 +64,7 @@ class Settings(BaseSettings):
     # for the packaged MiniLM). Python runs one thread at a time in a process, so one
     # process keeps about 1.3 of 2 cores busy under concurrent /predict calls; one per
     # core uses them all (docs/benchmarks.md: 16 clients +40 % requests/s on 2 cores).
-    api_workers: int = Field(default=1, ge=1, le=64)
+    api_workers: int = Field(default=1, ge=1, le=MAX_API_WORKERS)
     # How often the API checks the registry for a newly promoted model (must stay well
     # under the 10 s the contract allows for a promotion to reach /predict).
     model_poll_seconds: float = Field(default=2.0, gt=0)

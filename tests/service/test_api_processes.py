@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.predict_load import process_tree
 from shared.settings import Settings
 from tests.service.conftest import Process, free_port, settings_env, wait_http_ok
 
@@ -25,19 +26,11 @@ HEALTHZ = re.compile(
 )
 
 
-def _children(pid: int) -> set[int]:
-    return {
-        int(child)
-        for task in Path(f"/proc/{pid}/task").glob("*/children")
-        for child in task.read_text().split()
-    }
-
-
 def _servers(pid: int) -> set[int]:
     """The API processes under the parent (not multiprocessing's resource tracker)."""
     return {
         child
-        for child in _children(pid)
+        for child in process_tree(pid)[1:]
         if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
     }
 
