@@ -43,3 +43,12 @@ def vocabulary() -> list[str]:
     for template, _ in TEMPLATES:
         words.update(w for w in template.split() if not w.startswith("{"))
     return sorted(words)
+
+
+def near_miss(token: str) -> str:
+    """The token with its last character changed, always to a different one.
+
+    Appending a fixed character instead fails one time in 64: when the token already
+    ends in it, the "wrong" key is the right one (a CI run hit exactly that).
+    """
+    return token[:-1] + ("B" if token.endswith("A") else "A")

@@ -22,6 +22,7 @@ from shared.db import session_scope
 from shared.services import keys
 from shared.settings import Settings
 from tests.service.conftest import ROOT, Process, free_port, settings_env, wait_http_ok
+from tests.service.data import near_miss
 
 pytestmark = pytest.mark.services
 
@@ -73,7 +74,7 @@ def test_missing_or_bad_key_is_401_with_a_challenge(client: TestClient, tokens) 
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in r.json()["detail"]
-    for bad in ("wrong", tokens["predict"][:-1] + "x", tokens["revoked"]):
+    for bad in ("wrong", near_miss(tokens["predict"]), tokens["revoked"]):
         r = client.get("/jobs", headers=bearer(bad))
         assert r.status_code == 401, bad
         assert 'error="invalid_token"' in r.headers["www-authenticate"]

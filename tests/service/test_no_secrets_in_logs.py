@@ -23,7 +23,7 @@ from shared.db import session_scope
 from shared.services import keys
 from shared.settings import Settings
 from tests.service.conftest import running_stack, settings_env, wait_job
-from tests.service.data import csv_text
+from tests.service.data import csv_text, near_miss
 
 pytestmark = pytest.mark.services
 
@@ -109,7 +109,7 @@ def test_no_key_or_text_reaches_the_logs(run: dict) -> None:
         bulk = wait_job(c, r.json()["id"], {"succeeded", "failed", "cancelled"}, timeout=300)
         assert bulk["status"] == "succeeded", bulk
 
-        for key in (WRONG_KEY, "not-even-a-token", token[:-1] + "A"):
+        for key in (WRONG_KEY, "not-even-a-token", near_miss(token)):
             assert c.get("/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
         assert c.get("/metrics", headers={"Authorization": f"Bearer {QUICK_KEY}"}).is_success
 
