@@ -72,6 +72,7 @@ def _model_dir(path: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from shared.ner import train  # torch loads here, for the commands that need it
+    from shared.ner.basemodel import EncoderNotInstalled
     from shared.ner.onnx_model import serving_report
 
     try:
@@ -86,16 +87,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/model-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out} exists and is not empty; choose another --out")
-    result = train(
-        datasets["train"],
-        out,
-        config,
-        validation=datasets["validation"],
-        test=datasets["test"],
-        progress_bar=not args.quiet,
-        device=args.device,
-        precision=args.precision,
-    )
+    try:
+        result = train(
+            datasets["train"],
+            out,
+            config,
+            validation=datasets["validation"],
+            test=datasets["test"],
+            progress_bar=not args.quiet,
+            device=args.device,
+            precision=args.precision,
+        )
+    except EncoderNotInstalled as err:  # e.g. --preset accurate without its packages
+        raise BadInput(str(err)) from None
     serving = serving_report(result.model_dir)
     if serving is not None:  # stdout's last line is CONTRACT §2's, so this goes to stderr
         served = f"ONNX {serving['serve']}" if serving["serve"] else "PyTorch"

@@ -369,6 +369,18 @@ async function viewData(root) {
   const seed = num("seed", "42");
   const patience = num("patience", "2", { min: "1" });
   const base = el("input", { type: "text", id: "base-model", name: "base_model", placeholder: "server default" });
+  const preset = el(
+    "select",
+    { id: "preset", name: "preset" },
+    el("option", { value: "default" }, "default: all-MiniLM-L6-v2, fast"),
+    el("option", { value: "accurate" }, "accurate: all-mpnet-base-v2, about 5× slower"),
+  );
+  // What the preset changes (shared/ner/config.py): shown as the placeholders.
+  preset.addEventListener("change", () => {
+    const accurate = preset.value === "accurate";
+    lr.placeholder = accurate ? "0.00005" : "0.0001";
+    base.placeholder = accurate ? "all-mpnet-base-v2" : "server default";
+  });
   const trainButton = el("button", { type: "submit", id: "start-training" }, "Start training");
   const trainMsg = el("div", { "aria-live": "polite" });
   const trainForm = el(
@@ -378,6 +390,7 @@ async function viewData(root) {
       "div",
       { class: "grid-form" },
       field("Training data", trainSel),
+      field("Preset", preset, "given fields below win"),
       field("Validation data", valSel, "none: 10% of the training data"),
       field("Test data", testSel, "none: 10% of the training data"),
       field("Epochs", epochs),
@@ -460,7 +473,7 @@ async function viewData(root) {
 
   trainForm.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const body = { dataset_id: trainSel.value };
+    const body = { dataset_id: trainSel.value, preset: preset.value };
     if (valSel.value) body.validation_dataset_id = valSel.value;
     if (testSel.value) body.test_dataset_id = testSel.value;
     for (const [key, input, parse] of [

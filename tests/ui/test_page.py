@@ -124,6 +124,12 @@ def test_upload_shows_the_report_and_every_error_with_its_line(page, train_csv, 
 
 
 def test_training_from_the_page_moves_the_progress_bar_to_success(page, client) -> None:
+    # The preset shows what it changes as the fields' placeholders.
+    page.select_option("#preset", "accurate")
+    assert page.get_attribute("#learning-rate", "placeholder") == "0.00005"
+    assert page.get_attribute("#base-model", "placeholder") == "all-mpnet-base-v2"
+    page.select_option("#preset", "default")
+    assert page.get_attribute("#learning-rate", "placeholder") == "0.0001"
     for name, value in TRAIN.items():
         page.fill(f"#{name}", value)
     page.click("#start-training")
@@ -138,7 +144,9 @@ def test_training_from_the_page_moves_the_progress_bar_to_success(page, client) 
         if status in ("succeeded", "failed"):
             break
         page.wait_for_timeout(250)
-    assert status == "succeeded", client.get(f"/jobs/{job_id}").json()
+    job = client.get(f"/jobs/{job_id}").json()
+    assert status == "succeeded", job
+    assert job["params"]["preset"] == "default"
     assert len(set(seen)) > 2, seen  # it moved while the job ran
     assert seen == sorted(seen)
     # The curves are drawn (uPlot canvases) and the per-type table is filled in.
