@@ -29,13 +29,14 @@ Run once when a model is saved (`train`), so the export travels with the model's
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,14 +152,40 @@ def _export_fp32(model_dir: Path, dest: Path) -> Any:
 def _quantise(src: Path, dest: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(src),
-        str(dest),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        # The fused operators have no type for shape inference to report: they are fp32.
-        extra_options={"DefaultTensorType": 1},
-    )
+    with _without_preprocessing_hint():
+        quantize_dynamic(
+            str(src),
+            str(dest),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # The fused operators have no type for shape inference to report: they are fp32.
+            extra_options={"DefaultTensorType": 1},
+        )
+
+
+class _PreprocessingHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_hint() -> Iterator[None]:
+    """`quantize_dynamic` advises, through the root logger, a pre-processing step meant for
+    static quantisation of image models, on every `ner train`'s stderr. It is dropped here;
+    and since `logging.warning` gives a root logger with no handler one of its own for the
+    rest of the process, a placeholder stands in for the call."""
+    root = logging.getLogger()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    hint = _PreprocessingHint()
+    root.addFilter(hint)
+    if placeholder:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeFilter(hint)
+        if placeholder:
+            root.removeHandler(placeholder)
 
 
 def _tag(predictor: Any, sentences: Sequence[Sentence]) -> tuple[list[list[str]], float]:

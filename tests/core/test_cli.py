@@ -163,7 +163,7 @@ def test_a_real_process_exits_2_without_traceback(write, tmp_path: Path) -> None
 
 
 def test_train_prints_the_model_dir_and_metrics_last(
-    capsys, write, tmp_path: Path, tiny_base: Path
+    capsys, caplog, write, tmp_path: Path, tiny_base: Path
 ) -> None:
     data = write("train.txt", conll_text())
     out_dir = tmp_path / "model"
@@ -195,6 +195,9 @@ def test_train_prints_the_model_dir_and_metrics_last(
     assert last["metrics"]["sentences"] == 20
     info = json.loads((out_dir / "training.json").read_text())
     assert info["arguments"]["epochs"] == 2 and info["arguments"]["seed"] == 3
+    # The int8 export ran, without ONNX Runtime's advice on pre-processing image models.
+    assert (out_dir / "onnx" / "model.int8.onnx").is_file()
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
 
 
 def test_train_refuses_a_non_empty_out_directory(capsys, write, tmp_path: Path) -> None:
