@@ -19,6 +19,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from shared.ner.files import sha256_file
+
 MANIFEST_NAME = "manifest.json"
 
 
@@ -183,14 +185,6 @@ def make_store(storage_url: str, s3_endpoint_url: str | None = None) -> ObjectSt
 
 
 # -- directories with a sha256 manifest ------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ChecksumMismatch(ValueError):

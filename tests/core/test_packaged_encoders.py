@@ -4,6 +4,7 @@ a missing install named with the command that fixes it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import zipfile
@@ -42,13 +43,15 @@ def split_zip(tmp_path: Path, pieces: int = 3) -> list[Path]:
     return paths
 
 
-def encoder(**checksums: str) -> SplitZipEncoder:
-    weights = hashlib.sha256(FILES["model.safetensors"]).hexdigest()
+def encoder(weights: str | None = None) -> SplitZipEncoder:
+    """The zip of `split_zip` as a packaged encoder (`weights`: another expected checksum)."""
     return SplitZipEncoder(
         name="enc",
         parts=("no-such-distribution-for-ner-tests",),
         folder="enc",
-        sha256={"model.safetensors": checksums.get("weights", weights)},
+        sha256={
+            "model.safetensors": weights or hashlib.sha256(FILES["model.safetensors"]).hexdigest()
+        },
         files=tuple(FILES),
         extra="accurate",
     )
@@ -106,7 +109,8 @@ def test_resolving_a_packaged_name_uses_the_cache(tmp_path: Path, monkeypatch) -
 
 
 def test_ner_train_with_a_preset_not_installed_exits_2(capsys, tmp_path: Path, monkeypatch) -> None:
-    if all(_installed(d) for d in MPNET.parts):
+    with contextlib.suppress(EncoderNotInstalled):
+        MPNET.part_files()
         pytest.skip("the accurate preset's packages are installed here")
     monkeypatch.setenv("NER_ENCODER_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "d.csv"
@@ -118,13 +122,3 @@ def test_ner_train_with_a_preset_not_installed_exits_2(capsys, tmp_path: Path, m
     assert "all-mpnet-base-v2 encoder is not installed" in err
     assert "pip install 'ner-service[accurate]'" in err
     assert not out.exists() and not out.with_name("m.partial").exists()
-
-
-def _installed(distribution: str) -> bool:
-    from importlib import metadata
-
-    try:
-        metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
