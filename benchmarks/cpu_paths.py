@@ -1,23 +1,22 @@
-"""Which instructions each compute path runs on this CPU: does a figure measured here hold
-on a CPU without AMX?
+"""Which instructions each compute path runs on this CPU, and what they run where AMX is
+missing: does a figure measured here hold on a CPU without AMX?
 
 Machines of this project's kind differ: some have AMX (bf16 and int8 tile multiplies),
-others only AVX-512 with VNNI. This measures, on one core:
+others only AVX-512 with VNNI. This measures, on one core, twice: as this process finds
+the CPU, and with AMX refused to it (benchmarks/without_amx.py, the stand-in for the other
+kind: ONNX Runtime and oneDNN then pick their AVX-512 VNNI kernels):
 
 - ONNX Runtime (what serves): the multiply-adds per second of an fp32 MatMul and of the
   int8 DynamicQuantizeMatMul the int8 export is made of, on a large matrix (2048 x 384
   by 384 x 1536, a MiniLM feed-forward layer over 2048 sub-tokens) and on a sentence
-  (16 rows). Their ratio tells the int8 kernel's class without knowing the clock:
-  AVX-512 fp32 does 32 multiply-adds per cycle, VNNI int8 128 (ratio about 4), AMX
-  int8 1,024 (ratio 10 or more).
+  (16 rows). int8 faster as is than refused: it ran AMX tiles here.
 - PyTorch (what trains, and the stock pipeline the speed goals compare with): the
-  instruction set oneDNN reports for a bf16 and an fp32 matrix multiply (ONEDNN_VERBOSE).
+  kernel oneDNN reports for a bf16 and an fp32 matrix multiply (ONEDNN_VERBOSE).
 
-Where ONNX Runtime's int8 is VNNI-class, the served path runs the same instructions on a
-CPU with only AVX-512 VNNI; and fp32 PyTorch (the pipeline) never uses AMX. Speed ratios
-measured here between the two then carry to such a CPU (its clock and caches set the
-absolute times); only bf16 training, which uses AMX, differs there (it runs fp32:
-`train_throughput.py --precision fp32` measures that path).
+An earlier version judged the int8 kernel by its ratio to fp32 (AMX would be 10x or more)
+and concluded VNNI; disassembling the hot loop showed AMX tile instructions
+(tdpbusd): the int8 rate is held back by the packing and the output scaling around the
+tiles, not by the tiles. Comparing with AMX refused is the measurement that tells.
 
     python benchmarks/cpu_paths.py
 
@@ -27,6 +26,7 @@ Writes benchmarks/results/<--name>.json with the CPU and its flags.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -42,9 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine, write_result
 
 K, N = 384, 1536
-# int8 / fp32 multiply-adds per second, per cycle of each instruction set on one core:
-# AVX-512 FMA 2 x 16 fp32; VNNI 2 x 64 int8 (4x); AMX TMUL 1,024 int8 (32x).
-AMX_CLASS_RATIO = 10.0
 
 
 def _session(node: Any, weights: list[Any], a_type: int) -> Any:
@@ -130,12 +127,32 @@ def torch_isa() -> dict[str, str | None]:
         if ",primitive,exec," not in line:
             continue
         kind = "bf16" if "src:bf16" in line else "fp32" if "src:f32" in line else None
-        match = re.search(r",(\w+):(\w+),", line)
-        if kind and match and found[kind] is None:
-            found[kind] = f"{match.group(1)}:{match.group(2)}"
+        # onednn_verbose,v1,primitive,exec,cpu,<primitive>,<implementation>,...
+        fields = line.split(",")
+        if kind and len(fields) > 6 and found[kind] is None:
+            found[kind] = fields[6]
     isa = re.search(r"info,cpu,isa:(.*)", text)
     found["onednn_cpu"] = isa.group(1).strip() if isa else None
     return found
+
+
+def _measure(rows: str, seconds: float, rounds: int, refuse_amx: bool) -> dict[str, Any]:
+    """Both probes in a fresh process, AMX refused to it or not (benchmarks/without_amx.py)."""
+    launcher = [sys.executable, str(Path(__file__).with_name("without_amx.py"))]
+    command = [
+        *(launcher if refuse_amx else []),
+        sys.executable,
+        __file__,
+        "--child",
+        "--rows",
+        rows,
+        "--seconds",
+        str(seconds),
+        "--rounds",
+        str(rounds),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.splitlines()[-1]))
 
 
 def main() -> None:
@@ -144,29 +161,41 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="per kernel and size")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--name", default="cpu-paths")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        rows = [int(r) for r in args.rows.split(",")]
+        print(json.dumps({"ort": ort_rates(rows, args.seconds, args.rounds), "torch": torch_isa()}))
+        return
 
-    rates = ort_rates([int(r) for r in args.rows.split(",")], args.seconds, args.rounds)
-    largest = rates[max(rates, key=int)]
-    int8_class = "AMX" if largest["int8_over_fp32"] >= AMX_CLASS_RATIO else "VNNI (no AMX)"
-    isa = torch_isa()
-    for m, r in rates.items():
+    found = {
+        "as_is": _measure(args.rows, args.seconds, args.rounds, refuse_amx=False),
+        "amx_refused": _measure(args.rows, args.seconds, args.rounds, refuse_amx=True),
+    }
+    amx_gain: dict[str, float] = {}
+    for m, r in found["as_is"]["ort"].items():
+        refused = found["amx_refused"]["ort"][m]
+        amx_gain[m] = round(r["int8"] / refused["int8"], 2)
         print(
-            f"onnxruntime, {m:>5} rows: fp32 {r['fp32']} GMAC/s, int8 {r['int8']} GMAC/s "
-            f"({r['int8_over_fp32']}x)"
+            f"onnxruntime, {m:>5} rows: fp32 {r['fp32']} GMAC/s, int8 {r['int8']} GMAC/s; "
+            f"AMX refused: fp32 {refused['fp32']}, int8 {refused['int8']} "
+            f"(int8 {amx_gain[m]}x with AMX)"
         )
-    print(f"onnxruntime int8 kernels: {int8_class}")
-    fp32_kernel = isa["fp32"] or "not oneDNN (MKL's GEMM)"
-    print(f"pytorch linear layers: fp32 {fp32_kernel}, bf16 {isa['bf16']}")
+    for label, part in found.items():
+        isa = part["torch"]
+        fp32_kernel = isa["fp32"] or "not oneDNN (MKL's GEMM)"
+        print(f"pytorch linear layers, {label}: fp32 {fp32_kernel}, bf16 {isa['bf16']}")
     path = write_result(
         args.name,
         {
             "machine": machine(),
             "threads": 1,
             "matrix": f"M x {K} by {K} x {N}",
-            "onnxruntime_gmac_per_second": rates,
-            "onnxruntime_int8_class": int8_class,
-            "pytorch_onednn_kernels": isa,
+            "onnxruntime_gmac_per_second": found["as_is"]["ort"],
+            "onnxruntime_gmac_per_second_amx_refused": found["amx_refused"]["ort"],
+            "onnxruntime_int8_amx_over_refused": amx_gain,
+            "pytorch_onednn_kernels": found["as_is"]["torch"],
+            "pytorch_onednn_kernels_amx_refused": found["amx_refused"]["torch"],
         },
     )
     print(f"wrote {path}")
