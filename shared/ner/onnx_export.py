@@ -14,9 +14,9 @@ Run once when a model is saved (`train`), so the export travels with the model's
    the residual Add and ONNX's own LayerNormalization (vectorised) in its place make one
    sentence 15-35 % faster (int8, 16-48 sub-tokens; fp32 ~13 %), with the same output
    (fp32 within 4e-6). `benchmarks/onnx_ops.py` measures it again.
-3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel; the
-   integer kernels use VNNI, on an AMX CPU too: benchmarks/cpu_paths.py) →
-   `onnx/model.int8.onnx`.
+3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel; ONNX
+   Runtime multiplies them with AMX tiles where the CPU has them, else AVX-512 VNNI:
+   benchmarks/cpu_paths.py) → `onnx/model.int8.onnx`.
 4. Check that `tokenizer.json` alone tokenizes the validation sentences as transformers
    does (`word_tokenizer.py`; `word_tokenizer` in the report): then serving needs neither
    transformers nor torch. Tag the model's own validation sentences with PyTorch (fp32,
