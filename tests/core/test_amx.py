@@ -35,6 +35,10 @@ def test_refused_amx_means_fp32_training() -> None:
     assert _probe(sys.executable, "benchmarks/without_amx.py") == "False False"
 
 
-def test_usable_amx_follows_the_cpu() -> None:
+def test_bf16_only_where_the_cpu_has_amx() -> None:
+    # The kernel may refuse the tiles where the CPU has them (then both are False), but
+    # nothing is AMX where the CPU lacks it, and training follows what was found.
     advertised = "amx_bf16" in Path("/proc/cpuinfo").read_text()
-    assert _probe() == f"{advertised} {advertised}"
+    usable, bf16 = _probe().split()
+    assert usable == bf16
+    assert usable == "False" or advertised
