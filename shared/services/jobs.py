@@ -126,19 +126,29 @@ def results_page(
         )
         or 0
     )
-    rows = session.execute(
-        select(JobResult.doc_index, JobDocument.document_id, JobResult.entities)
-        .join(
-            JobDocument,
-            (JobDocument.job_id == JobResult.job_id)
-            & (JobDocument.doc_index == JobResult.doc_index),
-        )
+    page = session.execute(
+        select(JobResult.doc_index, JobResult.entities)
         .where(JobResult.job_id == job_id)
         .order_by(JobResult.doc_index)
         .limit(limit)
         .offset(offset)
-    )
-    items = [{"index": i, "document_id": d, "entities": e} for i, d, e in rows]
+    ).all()
+    # The documents' ids come from a second query over the page's index range, not from a
+    # join. Right after a job, PostgreSQL has no statistics for its rows yet, estimates
+    # one on each side and joins them in a nested loop on job_id alone: for 10,000
+    # documents 50 million rows filtered, 11.9 s for the last page of 1,000 (EXPLAIN
+    # ANALYZE), until autovacuum's ANALYZE came round. Two primary-key range scans cost
+    # the page's size whatever the statistics say.
+    ids: dict[int, str] = {}
+    if page:
+        rows = session.execute(
+            select(JobDocument.doc_index, JobDocument.document_id).where(
+                JobDocument.job_id == job_id,
+                JobDocument.doc_index.between(page[0][0], page[-1][0]),
+            )
+        )
+        ids = {i: d for i, d in rows}
+    items = [{"index": i, "document_id": ids[i], "entities": e} for i, e in page]
     return items, total
 
 
