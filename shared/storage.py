@@ -6,11 +6,13 @@ Both implement `ObjectStore`; keys are '/'-separated paths such as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -226,12 +228,40 @@ def download_dir(store: ObjectStore, manifest_key: str, manifest_sha256: str, de
     dest = Path(dest)
     if dest.is_dir():
         return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # One download per machine: the processes that share a cache (an API's processes, a
+    # worker beside them) wait for the first one's copy instead of each fetching it.
+    locks = dest.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    with _exclusive(locks / f"{dest.name}.lock"):
+        if dest.is_dir():
+            return dest
+        return _download(store, manifest_key, manifest_sha256, dest)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An exclusive flock on `lock_path` (where flock exists; elsewhere no lock, and the
+    rename in `_download` still leaves one complete copy)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _download(store: ObjectStore, manifest_key: str, manifest_sha256: str, dest: Path) -> Path:
     raw = store.get_bytes(manifest_key)
     if hashlib.sha256(raw).hexdigest() != manifest_sha256:
         raise ChecksumMismatch(f"manifest {manifest_key} does not match its recorded sha256")
     files: dict[str, str] = json.loads(raw)["files"]
     prefix = manifest_key.rsplit("/", 1)[0]
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         for rel, expected in files.items():

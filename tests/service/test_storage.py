@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,35 @@ def test_tampered_file_or_manifest_is_refused(store: ObjectStore, tmp_path: Path
     # Nothing half-downloaded is left where a loader would find it.
     assert not (tmp_path / "tampered").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tampered")] == []
+
+
+class _CountingStore(LocalStore):
+    """The real local store, counting the files fetched (slowly, so that callers overlap)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fetched: list[str] = []
+
+    def get_file(self, key: str, path: Path) -> None:
+        time.sleep(0.05)
+        self.fetched.append(key)
+        super().get_file(key, path)
+
+
+def test_one_download_for_callers_at_once(tmp_path: Path) -> None:
+    # An API's processes (and a worker beside them) share the model cache: the first
+    # caller downloads, the others wait for its copy instead of fetching their own.
+    store = _CountingStore(tmp_path / "objects")
+    key, sha = upload_dir(store, "models/v3", _model_dir(tmp_path / "model"))
+    dest = tmp_path / "cache" / "v3"
+    start = threading.Barrier(4)
+
+    def fetch() -> Path:
+        start.wait()
+        return download_dir(store, key, sha, dest)
+
+    with ThreadPoolExecutor(4) as pool:
+        copies = list(pool.map(lambda _: fetch(), range(4)))
+    assert copies == [dest] * 4
+    files = ["config.json", "model.safetensors", "sub/tokenizer.json"]
+    assert sorted(store.fetched) == [f"models/v3/{rel}" for rel in files]  # each once
