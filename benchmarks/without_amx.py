@@ -24,13 +24,16 @@ import os
 import platform
 import struct
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.ner.runtime import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 _AUDIT_ARCH_X86_64 = 0xC000003E
-_SYS_ARCH_PRCTL = 158
-_ARCH_REQ_XCOMP_PERM = 0x1023
 _EPERM = 1
 # Classic BPF over struct seccomp_data {int nr; u32 arch; u64 ip; u64 args[6]}.
 _LD_ABS, _JEQ, _RET = 0x20, 0x15, 0x06
@@ -48,9 +51,9 @@ _FILTER = b"".join(
         _insn(_LD_ABS, 0, 0, 4),
         _insn(_JEQ, 0, 5, _AUDIT_ARCH_X86_64),
         _insn(_LD_ABS, 0, 0, 0),
-        _insn(_JEQ, 0, 3, _SYS_ARCH_PRCTL),
+        _insn(_JEQ, 0, 3, SYS_ARCH_PRCTL),
         _insn(_LD_ABS, 0, 0, 16),
-        _insn(_JEQ, 0, 1, _ARCH_REQ_XCOMP_PERM),
+        _insn(_JEQ, 0, 1, ARCH_REQ_XCOMP_PERM),
         _insn(_RET, 0, 0, _RET_ERRNO | _EPERM),
         _insn(_RET, 0, 0, _RET_ALLOW),
     ]

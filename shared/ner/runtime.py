@@ -20,10 +20,19 @@ if TYPE_CHECKING:
 _GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
 
 
-# Linux gives a process AMX's tile registers only on request (arch_prctl, kernel 5.16+).
-_SYS_ARCH_PRCTL = 158  # x86-64
-_ARCH_REQ_XCOMP_PERM = 0x1023
+# Linux gives a process AMX's tile registers only on request (arch_prctl, kernel 5.16+);
+# benchmarks/without_amx.py refuses this very request.
+SYS_ARCH_PRCTL = 158  # x86-64
+ARCH_REQ_XCOMP_PERM = 0x1023
 _XFEATURE_XTILEDATA = 18
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 @functools.cache
@@ -38,13 +47,10 @@ def cpu_has_amx() -> bool:
         return False
     if "amx_bf16" not in flags:
         return False
-    if platform.machine() != "x86_64":
+    libc = _libc()
+    if platform.machine() != "x86_64" or libc is None:
         return True
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return True
-    return bool(libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0)
+    return bool(libc.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0)
 
 
 def device_name(device: str = "auto") -> str:
@@ -98,10 +104,6 @@ MODEL_ERRORS: tuple[type[Exception], ...] = (
 def release_free_memory() -> None:
     """Hand memory malloc holds but does not use back to the system (glibc's malloc_trim;
     nothing elsewhere). Cheap: a few milliseconds."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
+    trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
