@@ -79,14 +79,19 @@ def refuse_amx() -> None:
 
 def main() -> None:
     if len(sys.argv) < 2:
-        sys.exit(__doc__)
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     try:
         refuse_amx()
     except OSError as exc:
         print(f"without_amx: cannot install the seccomp filter: {exc}", file=sys.stderr)
         sys.exit(3)
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
-    os.execvp(sys.argv[1], sys.argv[1:])
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    except OSError as exc:  # as a shell says it: 127 not found, 126 not runnable
+        print(f"without_amx: {sys.argv[1]}: {exc.strerror}", file=sys.stderr)
+        sys.exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
 if __name__ == "__main__":
