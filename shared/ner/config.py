@@ -108,6 +108,13 @@ class TrainConfig(BaseModel):
         le=1,
         description="learning-rate factor per encoder layer below the top; 1: no decay",
     )
+    ema_decay: float = Field(
+        default=0.999,
+        ge=0,
+        lt=1,
+        description="the weights evaluated and kept are a moving average over the steps "
+        "(this decay, lower early in training); 0: the last step's weights",
+    )
 
     # Serving.
     onnx: bool = Field(

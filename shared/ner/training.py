@@ -11,6 +11,7 @@ directory plus `metrics.json` and `training.json`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -34,6 +35,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .averaging import WeightAverage
 from .basemodel import resolve_base_model
 from .casing import enable_casing, token_type_ids, uses_casing
 from .checkpoint import (
@@ -138,6 +140,11 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     ]
     # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
     return torch.optim.AdamW(param_groups, lr=config.learning_rate, fused=True)
+
+
+@contextlib.contextmanager
+def _as_they_are(model: torch.nn.Module) -> Iterator[None]:
+    yield
 
 
 def packed_context(config: TrainConfig) -> bool:
@@ -309,6 +316,10 @@ def train_steps(
         max_length=config.context_length if packed_context(config) else max_length,
         stride=config.stride,
     )
+    # The weights evaluated and kept: their moving average over the steps, or (with
+    # ema_decay 0) the last step's.
+    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+    kept = average.applied if average is not None else _as_they_are
     best_f1, best_state, stale = -1.0, None, 0
     done = 0.0
     step = 0
@@ -319,6 +330,9 @@ def train_steps(
         optimizer.load_state_dict(optimizer_state(tensors, meta["optimizer"]))
         scheduler.load_state_dict(meta["scheduler"])
         best_state = prefixed(tensors, "best.") or None
+        if average is not None and (averaged := prefixed(tensors, "ema.")):
+            # (A checkpoint written without the average starts it from here.)
+            average.load_state_dict(averaged)
         best_f1, stale, done, step = meta["best_f1"], meta["stale"], meta["done"], meta["step"]
         first_epoch, skip_batches = meta["epoch"], meta["batches_done"]
         generator.set_state(tensors["rng.sampler"])
@@ -336,6 +350,8 @@ def train_steps(
         opt_tensors, opt_meta = optimizer_tensors(optimizer.state_dict())
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+        if average is not None:
+            tensors.update({f"ema.{k}": v for k, v in average.state_dict().items()})
         tensors.update(opt_tensors)
         tensors["rng.sampler"] = sampler_rng
         tensors["rng.torch"] = torch.get_rng_state()
@@ -403,6 +419,8 @@ def train_steps(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                average.update(model)
             done += 1
             step += 1
             yield progress("training", epoch, loss=loss.item())
@@ -410,17 +428,18 @@ def train_steps(
                 save(epoch, index + 1, sampler_rng)
         model.eval()
         metrics: dict[str, Any] = {}
-        for p in evaluation("evaluating", validation, epoch):
-            if p.metrics is not None:
-                metrics = p.metrics
-                p.stage = "evaluated"
-            yield p
-        # A tie keeps the later (longer-trained, more confident) weights but still
-        # counts towards patience.
-        stale = 0 if metrics["f1"] > best_f1 else stale + 1
-        if metrics["f1"] >= best_f1:
-            best_f1 = metrics["f1"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        with kept(model):
+            for p in evaluation("evaluating", validation, epoch):
+                if p.metrics is not None:
+                    metrics = p.metrics
+                    p.stage = "evaluated"
+                yield p
+            # A tie keeps the later (longer-trained, more confident) weights but still
+            # counts towards patience.
+            stale = 0 if metrics["f1"] > best_f1 else stale + 1
+            if metrics["f1"] >= best_f1:
+                best_f1 = metrics["f1"]
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         save(epoch + 1, 0, generator.get_state())
         if stale >= config.patience:
             break

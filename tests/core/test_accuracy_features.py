@@ -353,7 +353,13 @@ def test_decoding_is_recorded_and_can_be_overridden(casing_model: Path) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("decoding", "beam"), ("context_mode", "both"), ("context_length", 4), ("layer_decay", 0)],
+    [
+        ("decoding", "beam"),
+        ("context_mode", "both"),
+        ("context_length", 4),
+        ("layer_decay", 0),
+        ("ema_decay", 1.0),
+    ],
 )
 def test_training_refuses_bad_feature_values(
     tiny_base: Path, tmp_path: Path, field: str, value: object

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from shared.ner import Predictor, TrainConfig, TrainingCancelled, train
 from tests.core.conftest import SHORT, make_dataset
@@ -84,3 +86,8 @@ def test_an_interrupted_training_resumes_and_ends_as_the_whole_run(
     assert [[(e["start"], e["end"], e["label"]) for e in x] for x in a] == [
         [(e["start"], e["end"], e["label"]) for e in x] for x in b
     ]
+    # The kept weights themselves, the moving average of the steps included, are the same.
+    whole_weights = load_file(whole.model_dir / "model.safetensors")
+    resumed_weights = load_file(resumed.model_dir / "model.safetensors")
+    assert whole_weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(whole_weights[k], resumed_weights[k]) for k in whole_weights)
