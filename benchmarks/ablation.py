@@ -57,7 +57,7 @@ BASELINE: dict[str, Any] = {
     "context_mode": "around",
     "decoding": "argmax",
     "layer_decay": 1.0,
-    "ema_decay": 0.0,  # the moving average of the weights came after the H100 runs
+    "ema_decay": 0.0,
     "learning_rate": 1e-4,
     "warmup_ratio": 0.1,
     "epochs": 5,
@@ -99,7 +99,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "all-packed-b8": {**ALL_PACKED, "batch_size": 8},
     "all-packed-b8-lr2e-4": {**ALL_PACKED, "batch_size": 8, "learning_rate": 2e-4},
     "all-packed256-b8": {**ALL_PACKED, "batch_size": 8, "context_length": 256},
-    "casing+ema": {**CASING, "ema_decay": 0.999},  # the default since session 19
+    "casing+ema": {**CASING, "ema_decay": 0.999},  # measured on the CPU: docs/benchmarks.md
 }
 
 

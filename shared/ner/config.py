@@ -109,11 +109,11 @@ class TrainConfig(BaseModel):
         description="learning-rate factor per encoder layer below the top; 1: no decay",
     )
     ema_decay: float = Field(
-        default=0.999,
+        default=0.0,
         ge=0,
         lt=1,
-        description="the weights evaluated and kept are a moving average over the steps "
-        "(this decay, lower early in training); 0: the last step's weights",
+        description="keep a moving average of the weights over the steps (e.g. 0.999; "
+        "lower early in training) and evaluate and save it; 0: off, the last step's weights",
     )
 
     # Serving.

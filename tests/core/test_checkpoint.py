@@ -16,7 +16,10 @@ from tests.core.conftest import SHORT, make_dataset
 
 
 def _config(tiny_base: Path) -> TrainConfig:
-    return TrainConfig(**{**SHORT.__dict__, "epochs": 4, "base_model": str(tiny_base)})
+    # With the moving average of the weights on: its state must survive the resume too.
+    return TrainConfig(
+        **{**SHORT.__dict__, "epochs": 4, "base_model": str(tiny_base), "ema_decay": 0.9}
+    )
 
 
 def _die_after(epoch: int, batches_done: int, saved: list[Path]):
