@@ -6,13 +6,11 @@ Both implement `ObjectStore`; keys are '/'-separated paths such as
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -22,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from shared.ner.files import sha256_file
+from shared.ner.files import LOCKS, exclusive, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 
@@ -231,29 +229,10 @@ def download_dir(store: ObjectStore, manifest_key: str, manifest_sha256: str, de
     dest.parent.mkdir(parents=True, exist_ok=True)
     # One download per machine: the processes that share a cache (an API's processes, a
     # worker beside them) wait for the first one's copy instead of each fetching it.
-    locks = dest.parent / ".locks"
-    locks.mkdir(exist_ok=True)
-    with _exclusive(locks / f"{dest.name}.lock"):
+    with exclusive(dest.parent / LOCKS / f"{dest.name}.lock"):
         if dest.is_dir():
             return dest
         return _download(store, manifest_key, manifest_sha256, dest)
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """An exclusive flock on `lock_path` (where flock exists; elsewhere no lock, and the
-    rename in `_download` still leaves one complete copy)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _download(store: ObjectStore, manifest_key: str, manifest_sha256: str, dest: Path) -> Path:

