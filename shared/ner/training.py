@@ -3,7 +3,8 @@
 AdamW with warm-up and linear decay, dynamic padding (transformers'
 `DataCollatorForTokenClassification`), length-grouped batches (transformers'
 `LengthGroupedSampler`), gradient clipping, early stopping on validation entity
-F1, seeded. `train_steps` is a generator that yields a `Progress` after each
+F1, seeded, optionally keeping a moving average of the weights (`averaging.py`).
+`train_steps` is a generator that yields a `Progress` after each
 step and evaluation, in the manner of spaCy's `train_while_improving`; `train`
 drives it, reports through a callback, and saves a plain Hugging Face model
 directory plus `metrics.json` and `training.json`.
@@ -140,11 +141,6 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     ]
     # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
     return torch.optim.AdamW(param_groups, lr=config.learning_rate, fused=True)
-
-
-@contextlib.contextmanager
-def _as_they_are(model: torch.nn.Module) -> Iterator[None]:
-    yield
 
 
 def packed_context(config: TrainConfig) -> bool:
@@ -319,7 +315,7 @@ def train_steps(
     # The weights evaluated and kept: their moving average over the steps, or (with
     # ema_decay 0) the last step's.
     average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-    kept = average.applied if average is not None else _as_they_are
+    kept = average.applied if average is not None else lambda _: contextlib.nullcontext()
     best_f1, best_state, stale = -1.0, None, 0
     done = 0.0
     step = 0
