@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.ner.runtime import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL
+from shared.ner.runtime import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL, libc
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_SET_SECCOMP = 22
@@ -68,11 +68,13 @@ def refuse_amx() -> None:
     """Refuse AMX to this process and every process it starts from now on."""
     if sys.platform != "linux" or platform.machine() != "x86_64":
         raise OSError("only Linux on x86-64 has AMX to refuse")
-    libc = ctypes.CDLL(None, use_errno=True)
+    c = libc()
+    if c is None:
+        raise OSError("no C library to call prctl with")
     code = ctypes.create_string_buffer(_FILTER, len(_FILTER))
     program = _Program(len(_FILTER) // 8, ctypes.addressof(code))
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or (
-        libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0
+    if c.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or (
+        c.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0
     ):
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 

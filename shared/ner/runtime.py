@@ -28,7 +28,8 @@ _XFEATURE_XTILEDATA = 18
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
+def libc() -> ctypes.CDLL | None:
+    """The C library of this process (errno kept for ctypes.get_errno), or None."""
     try:
         return ctypes.CDLL(None, use_errno=True)
     except OSError:
@@ -47,10 +48,10 @@ def cpu_has_amx() -> bool:
         return False
     if "amx_bf16" not in flags:
         return False
-    libc = _libc()
-    if platform.machine() != "x86_64" or libc is None:
+    c = libc()
+    if platform.machine() != "x86_64" or c is None:
         return True
-    return bool(libc.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0)
+    return bool(c.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0)
 
 
 def device_name(device: str = "auto") -> str:
@@ -104,6 +105,6 @@ MODEL_ERRORS: tuple[type[Exception], ...] = (
 def release_free_memory() -> None:
     """Hand memory malloc holds but does not use back to the system (glibc's malloc_trim;
     nothing elsewhere). Cheap: a few milliseconds."""
-    trim = getattr(_libc(), "malloc_trim", None)
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
