@@ -14,17 +14,21 @@ Run once when a model is saved (`train`), so the export travels with the model's
    the residual Add and ONNX's own LayerNormalization (vectorised) in its place make one
    sentence 15-35 % faster (int8, 16-48 sub-tokens; fp32 ~13 %), with the same output
    (fp32 within 4e-6). `benchmarks/onnx_ops.py` measures it again.
-3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel; ONNX
-   Runtime multiplies them with AMX tiles where the CPU has them, else AVX-512 VNNI:
-   benchmarks/cpu_paths.py) → `onnx/model.int8.onnx`.
+3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel), twice:
+   signed weights → `onnx/model.int8.onnx` (ONNX Runtime multiplies them with AMX tiles
+   where the CPU has them, else VNNI: benchmarks/cpu_paths.py), made only where this CPU
+   sums their products exactly (`int8_probe.py`), and unsigned weights →
+   `onnx/model.int8-u8.onnx`, exact on every CPU: what a CPU without VNNI serves.
 4. Check that `tokenizer.json` alone tokenizes the validation sentences as transformers
    does (`word_tokenizer.py`; `word_tokenizer` in the report): then serving needs neither
    transformers nor torch. Tag the model's own validation sentences with PyTorch (fp32,
    the reference) and with each ONNX variant (with the tokenizer that will serve it).
    fp32 passes when it gives the same entities for ≥ 99.5 % of the sentences and an F1
-   within 0.1 point of the reference; int8 passes when its F1 is within 0.3 point.
-   `onnx/serving.json` records every figure and which variant serves: int8 where it
-   passed, else fp32, else none (PyTorch serves, with a warning).
+   within 0.1 point of the reference; an int8 variant passes when its F1 is within 0.3
+   point. `onnx/serving.json` records every figure, whether this CPU's signed int8 was
+   exact, and which variant serves here (`onnx_model.serving_variant`, which each
+   serving CPU applies again): int8 where it passed, else fp32, else none (PyTorch
+   serves, with a warning).
 """
 
 from __future__ import annotations
@@ -43,7 +47,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-from .onnx_model import INPUT_NAMES, ONNX_DIR, SERVING_FILE, VARIANT_FILES, OnnxModel
+from .int8_probe import signed_int8_exact
+from .onnx_model import (
+    INPUT_NAMES,
+    ONNX_DIR,
+    SERVING_FILE,
+    VARIANT_FILES,
+    OnnxModel,
+    serving_variant,
+)
 from .runtime import MODEL_ERRORS
 from .word_tokenizer import WordTokenizer
 
@@ -149,14 +161,14 @@ def _export_fp32(model_dir: Path, dest: Path) -> Any:
     return config
 
 
-def _quantise(src: Path, dest: Path) -> None:
+def _quantise(src: Path, dest: Path, *, signed: bool = True) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_preprocessing_hint():
         quantize_dynamic(
             str(src),
             str(dest),
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
             per_channel=True,
             # The fused operators have no type for shape inference to report: they are fp32.
             extra_options={"DefaultTensorType": 1},
@@ -223,7 +235,14 @@ def export_for_serving(
             raise ValueError("no validation sentences to check the export on")
         config = _export_fp32(model_dir, partial / VARIANT_FILES["fp32"])
         if quantise:
-            _quantise(partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8"])
+            # Signed weights only where their products are summed exactly: checked
+            # elsewhere, the figures would hold for this CPU's saturated sums alone.
+            report["signed_int8_exact"] = signed_int8_exact()
+            if report["signed_int8_exact"]:
+                _quantise(partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8"])
+            _quantise(
+                partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8-u8"], signed=False
+            )
         report["export_seconds"] = round(time.perf_counter() - began, 1)
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -270,9 +289,8 @@ def export_for_serving(
                 "seconds": round(seconds, 2),
                 "speedup_vs_torch_fp32": round(ref_seconds / seconds, 2) if seconds else None,
             }
-        fp32_ok = report["variants"]["fp32"]["passed"]
-        int8_ok = fp32_ok and report["variants"].get("int8", {}).get("passed", False)
-        report["serve"] = "int8" if int8_ok else "fp32" if fp32_ok else None
+        # What this CPU serves; each serving CPU chooses again from the same figures.
+        report["serve"] = serving_variant(report)
         if report["serve"] is None:
             report["reason"] = "the fp32 export does not give the PyTorch model's entities"
         for variant, checked in report["variants"].items():

@@ -22,8 +22,15 @@ log = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
 SERVING_FILE = "serving.json"
-# The files of each ONNX variant inside `onnx/`.
-VARIANT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# The files of each ONNX variant inside `onnx/`, in order of preference where several
+# passed: int8 with signed weights (fastest with VNNI/AMX, exact only there), int8 with
+# unsigned weights (exact on every CPU: `int8_probe.py`), fp32.
+VARIANT_FILES = {
+    "int8": "model.int8.onnx",
+    "int8-u8": "model.int8-u8.onnx",
+    "fp32": "model.onnx",
+}
+INT8_VARIANTS = ("int8", "int8-u8")
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # ONNX Runtime graph rewrites left out when a session loads. SkipLayerNormalization's CPU
 # kernel is scalar (1.32): on a sentence it costs more than the residual Add and the
@@ -65,7 +72,7 @@ class OnnxModel:
         # one per core, each on one thread: a window of a sentence is too small to share
         # between cores (two threads per run cost 60% more CPU for 20% less latency), and
         # the int8 kernels are as efficient on one window as on 64 (docs/benchmarks.md).
-        self.batchable = variant != "int8"
+        self.batchable = variant not in INT8_VARIANTS
         self.parallel = 1 if self.batchable else available_cores()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -98,23 +105,52 @@ class OnnxModel:
         return np.asarray(outputs[0], dtype=np.float32)
 
 
-def load_onnx(model_dir: str | Path, variant: str | None = None) -> OnnxModel | None:
-    """The variant `serving.json` chose (or the one asked for, where it passed its checks),
-    or None: no export, or none that passed (the model is then served by PyTorch)."""
+def serving_variant(report: dict[str, Any], precision: str | None = None) -> str | None:
+    """The variant this CPU serves, of those that passed their checks: None where the fp32
+    export did not (PyTorch serves). `precision` "fp32" or "int8" narrows the choice.
+
+    Signed int8 weights serve only where both the CPU that checked them and this one sum
+    their products exactly (`int8_probe.py`): elsewhere the numbers would not be the ones
+    checked. A report from before the probe (no `signed_int8_exact`) was written on a CPU
+    with VNNI or AMX, the only kind the project ran on then."""
+    variants = report.get("variants", {})
+
+    def passed(name: str) -> bool:
+        return bool(variants.get(name, {}).get("passed"))
+
+    if not passed("fp32"):
+        return None
+    wanted = INT8_VARIANTS if precision == "int8" else ("fp32",) if precision else VARIANT_FILES
+    for name in wanted:
+        if not passed(name):
+            continue
+        if name == "int8":
+            from .int8_probe import signed_int8_exact
+
+            if not (report.get("signed_int8_exact", True) and signed_int8_exact()):
+                continue
+        return name
+    return None
+
+
+def load_onnx(model_dir: str | Path, precision: str | None = None) -> OnnxModel | None:
+    """The variant this CPU serves (`serving_variant`; `precision` "fp32" or "int8" asks
+    for one), or None: no export, or none that passed (the model is then served by
+    PyTorch)."""
     model_dir = Path(model_dir)
     report = serving_report(model_dir)
     if report is None:
         return None
-    chosen = variant or report.get("serve")
+    chosen = serving_variant(report, precision)
     if chosen is None:
-        log.warning(
-            "%s: served by PyTorch: its ONNX export did not pass the parity check (%s)",
-            model_dir,
-            report.get("reason", "see onnx/serving.json"),
-        )
-        return None
-    if not report.get("variants", {}).get(chosen, {}).get("passed"):
-        log.warning("%s: its ONNX %s export did not pass its checks", model_dir, chosen)
+        if report.get("serve") is None:
+            log.warning(
+                "%s: served by PyTorch: its ONNX export did not pass the parity check (%s)",
+                model_dir,
+                report.get("reason", "see onnx/serving.json"),
+            )
+        else:
+            log.warning("%s: no ONNX %s export passed its checks", model_dir, precision)
         return None
     model = OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], read_config(model_dir), chosen)
     model.tokenizer_checked = bool(report.get("word_tokenizer"))

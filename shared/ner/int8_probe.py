@@ -1,0 +1,86 @@
+"""Whether ONNX Runtime multiplies int8 weights exactly on this CPU.
+
+A dynamically quantised MatMul multiplies uint8 activations by int8 weights. With VNNI
+(AVX-512 or AVX) or AMX, the products are summed in 32 bits: exact, the same on every
+such CPU. Without them (AVX2 only, or AVX-512 without VNNI), ONNX Runtime's kernel adds
+pairs of products in 16 bits with saturation (`vpmaddubsw`): 255 × 127 + 255 × 127
+overflows, and the result depends on the CPU. Measured on an AMD EPYC with AVX2 only
+(docs/benchmarks.md, session 20): the quick CoNLL model's int8 F1 moved 0.4 point from
+fp32 there against 0.03 on the AMX machine. Weights stored as uint8 are widened to 16 bits
+before multiplying, on every CPU: exact everywhere, a little slower where VNNI is.
+
+So an export checks int8 (signed weights) only where this probe says exact, and a CPU
+serves it only where the probe says exact too (`onnx_model.serving_variant`); elsewhere
+the uint8-weight variant serves. The probe is the operator the quantised graphs run,
+`DynamicQuantizeMatMul`, on inputs that saturate a 16-bit pair: its answer is whatever
+this ONNX Runtime does on this CPU, whatever the flags say (a hypervisor may hide some).
+It ships as a 17 KB file (`int8_probe.onnx`, made by `build_probe`) so that a serving
+process need not import the `onnx` package (0.8 s) to ask.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PROBE_FILE = Path(__file__).with_name("int8_probe.onnx")
+ROWS, DEPTH, COLUMNS = 16, 256, 64
+# Activations of 1.0 quantise to 255 (range [0, 1], zero point 0); weights of 127, scale 1.
+EXPECTED = 127.0 * DEPTH
+
+
+def build_probe() -> Any:
+    """The probe graph (an `onnx.ModelProto`): float [ROWS, DEPTH] → [ROWS, COLUMNS]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.full((DEPTH, COLUMNS), 127, dtype=np.int8)
+    node = helper.make_node(
+        "DynamicQuantizeMatMul",
+        ["A", "B", "B_scale", "B_zero_point"],
+        ["Y"],
+        domain="com.microsoft",
+    )
+    graph = helper.make_graph(
+        [node],
+        "int8_probe",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [ROWS, DEPTH])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [ROWS, COLUMNS])],
+        [
+            numpy_helper.from_array(weights, "B"),
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "B_scale"),
+            numpy_helper.from_array(np.array(0, dtype=np.int8), "B_zero_point"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
+        producer_name="ner-service int8 probe",
+    )
+    model.ir_version = 8
+    return model
+
+
+@functools.cache
+def signed_int8_exact() -> bool:
+    """True where ONNX Runtime sums int8 × uint8 products exactly on this CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(PROBE_FILE), options, providers=["CPUExecutionProvider"])
+    ones = np.ones((ROWS, DEPTH), dtype=np.float32)
+    result = np.asarray(session.run(["Y"], {"A": ones})[0])
+    exact = bool(np.allclose(result, EXPECTED, rtol=1e-5))
+    if not exact:
+        log.info(
+            "this CPU multiplies int8 weights with 16-bit saturation (no VNNI/AMX): "
+            "models are served with uint8 weights or fp32"
+        )
+    return exact

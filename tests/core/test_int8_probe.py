@@ -1,0 +1,76 @@
+"""Quantised models give the entities checked at export on every CPU: signed int8 weights
+serve only where ONNX Runtime sums their products exactly (VNNI, AMX), unsigned ones
+(exact everywhere) elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+from shared.ner import int8_probe
+from shared.ner.int8_probe import DEPTH, PROBE_FILE, ROWS, build_probe
+from shared.ner.onnx_model import serving_variant
+
+
+def test_the_shipped_probe_is_the_graph_the_code_describes() -> None:
+    shipped, built = onnx.load(str(PROBE_FILE)), build_probe()
+    assert [n.op_type for n in shipped.graph.node] == ["DynamicQuantizeMatMul"]
+    assert shipped.graph.node == built.graph.node
+    for a, b in zip(shipped.graph.initializer, built.graph.initializer, strict=True):
+        assert a.name == b.name
+        np.testing.assert_array_equal(numpy_helper.to_array(a), numpy_helper.to_array(b))
+
+
+def run_probe(model: Any) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["Y"], {"A": np.ones((ROWS, DEPTH), np.float32)})[0])
+
+
+def test_unsigned_int8_weights_are_multiplied_exactly_on_this_cpu() -> None:
+    # What serving a quantised model on a CPU without VNNI relies on: the probe's inputs
+    # with uint8 weights (255, zero point 0) come out exact, whatever the CPU.
+    model = build_probe()
+    weights = {i.name: i for i in model.graph.initializer}
+    weights["B"].CopyFrom(numpy_helper.from_array(np.full((DEPTH, 64), 255, np.uint8), "B"))
+    weights["B_zero_point"].CopyFrom(numpy_helper.from_array(np.array(0, np.uint8), "B_zero_point"))
+    np.testing.assert_allclose(run_probe(model), 255.0 * DEPTH, rtol=1e-6)
+
+
+def test_the_probe_tells_exact_from_saturated_sums() -> None:
+    # Small signed weights (63) cannot saturate a 16-bit pair on any CPU: exact everywhere.
+    model = build_probe()
+    weights = {i.name: i for i in model.graph.initializer}
+    weights["B"].CopyFrom(numpy_helper.from_array(np.full((DEPTH, 64), 63, np.int8), "B"))
+    np.testing.assert_allclose(run_probe(model), 63.0 * DEPTH, rtol=1e-6)
+    # The probe's own weights (127) are exact exactly where the probe says so.
+    full = np.allclose(run_probe(build_probe()), 127.0 * DEPTH, rtol=1e-5)
+    assert int8_probe.signed_int8_exact() is full
+
+
+def report(**variants: bool) -> dict[str, Any]:
+    return {"variants": {name: {"passed": ok} for name, ok in variants.items()}}
+
+
+@pytest.mark.parametrize("exact_here", [True, False])
+def test_each_cpu_serves_the_fastest_variant_whose_numbers_were_checked(
+    monkeypatch: pytest.MonkeyPatch, exact_here: bool
+) -> None:
+    monkeypatch.setattr(int8_probe, "signed_int8_exact", lambda: exact_here)
+    both = report(**{"int8": True, "int8-u8": True, "fp32": True})
+    signed = "int8" if exact_here else "int8-u8"
+    assert serving_variant({**both, "signed_int8_exact": True}) == signed
+    # Signed weights checked on a CPU that saturated: never served as checked elsewhere.
+    assert serving_variant({**both, "signed_int8_exact": False}) == "int8-u8"
+    # A report from before the probe (signed int8 only, checked on a VNNI/AMX machine).
+    older = report(int8=True, fp32=True)
+    assert serving_variant(older) == ("int8" if exact_here else "fp32")
+    assert serving_variant(older, "int8") == ("int8" if exact_here else None)
+    assert serving_variant(both, "fp32") == "fp32"
+    # No int8 passed: fp32; fp32 failed: nothing (PyTorch serves).
+    assert serving_variant(report(**{"int8-u8": False, "fp32": True}), "int8") is None
+    assert serving_variant(report(**{"int8-u8": True, "fp32": False})) is None
