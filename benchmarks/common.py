@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.http_common import cpu_flags
+from benchmarks.http_common import machine as http_machine
 from shared.ner.formats import Sentence
 from shared.ner.runtime import cpu_has_amx
 
@@ -21,32 +17,13 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = ""
+    """`http_common.machine()` and what torch sees: threads, AMX usable, CUDA."""
     return {
-        "cpu": cpu,
-        "cpu_flags": cpu_flags(),
-        "cores": os.cpu_count(),
+        **http_machine(),
         "torch_threads": torch.get_num_threads(),
         "amx": cpu_has_amx(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
         "torch": torch.__version__,
-        "load_average_at_start": os.getloadavg()[0],
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
 

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from shared.ner.int8_probe import signed_int8_exact
+
 RESULTS = Path(__file__).parent / "results"
 # The flags that pick the matmul kernels: bf16/int8 via AMX, AVX-512 (bf16, VNNI), or AVX2.
 CPU_FLAGS = (
@@ -59,6 +61,8 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cpu_flags": {f: f in flags for f in CPU_FLAGS},
+        # Whether ONNX Runtime sums signed int8 exactly here (VNNI/AMX): which int8 serves.
+        "signed_int8_exact": signed_int8_exact(),
         "cores": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "python": platform.python_version(),
