@@ -251,8 +251,10 @@ class ModelPublic(BaseModel):
     metrics: dict[str, Any]
     serving: dict[str, Any] | None = Field(
         default=None,
-        description="CPU serving: `serve` is the ONNX variant used (int8, fp32) or null "
-        "(PyTorch), with each variant's parity on the validation data",
+        description="CPU serving: each ONNX variant's parity on the validation data "
+        "(int8, int8-u8, fp32) and `serve`, the one chosen on the CPU that checked them, or "
+        "null (PyTorch); a CPU without VNNI/AMX serves int8-u8 in place of int8 "
+        "(`/readyz` names what this API serves)",
     )
     stage: ModelStage
     created_at: datetime

@@ -166,7 +166,10 @@ class Predictor:
             elif serving_report(model_dir) is None:
                 why = "it has no ONNX export (saved before exports, or with --onnx false)"
             else:
-                why = "no ONNX variant for this precision passed its checks (onnx/serving.json)"
+                why = (
+                    "no ONNX variant for this precision that this CPU runs as checked passed "
+                    "its checks (onnx/serving.json)"
+                )
             raise NoOnnxExport(f"{model_dir}: {why}")
         from transformers import AutoModelForTokenClassification
 

@@ -161,7 +161,9 @@ def _export_fp32(model_dir: Path, dest: Path) -> Any:
     return config
 
 
-def _quantise(src: Path, dest: Path, *, signed: bool = True) -> None:
+def _quantise(src: Path, dest: Path, *, signed: bool = True, reduce_range: bool = False) -> None:
+    """Dynamic int8 weights, per channel. `reduce_range` (7-bit weights: exact sums on
+    every CPU, but less precise) is not used: benchmarks/int8_formats.py compares it."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_preprocessing_hint():
@@ -170,6 +172,7 @@ def _quantise(src: Path, dest: Path, *, signed: bool = True) -> None:
             str(dest),
             weight_type=QuantType.QInt8 if signed else QuantType.QUInt8,
             per_channel=True,
+            reduce_range=reduce_range,
             # The fused operators have no type for shape inference to report: they are fp32.
             extra_options={"DefaultTensorType": 1},
         )

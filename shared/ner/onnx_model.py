@@ -150,7 +150,11 @@ def load_onnx(model_dir: str | Path, precision: str | None = None) -> OnnxModel 
                 report.get("reason", "see onnx/serving.json"),
             )
         else:
-            log.warning("%s: no ONNX %s export passed its checks", model_dir, precision)
+            log.warning(
+                "%s: no ONNX %s variant that this CPU runs as checked passed its checks",
+                model_dir,
+                precision,
+            )
         return None
     model = OnnxModel(model_dir / ONNX_DIR / VARIANT_FILES[chosen], read_config(model_dir), chosen)
     model.tokenizer_checked = bool(report.get("word_tokenizer"))
