@@ -287,7 +287,8 @@ def test_model_page_shows_the_confusion_matrix_and_filterable_errors(page, clien
 
 def test_a_running_training_is_cancelled_from_its_page(page, client) -> None:
     dataset_id = client.get(f"/jobs/{state['job2']}").json()["dataset_id"]
-    r = client.post("/jobs/train", json={"dataset_id": dataset_id, "epochs": 200})
+    # patience 1000: early stopping would end it within a poll on a tiny dataset.
+    r = client.post("/jobs/train", json={"dataset_id": dataset_id, "epochs": 200, "patience": 1000})
     job_id = r.json()["id"]
     open_page(page, f"#/jobs/{job_id}")
     page.locator("main .status-running").wait_for(timeout=60_000)
