@@ -66,18 +66,22 @@ def build_probe() -> Any:
     return model
 
 
-@functools.cache
-def signed_int8_exact() -> bool:
-    """True where ONNX Runtime sums int8 × uint8 products exactly on this CPU."""
+def run_probe(model: str | bytes = str(PROBE_FILE)) -> np.ndarray:
+    """A probe graph's output (the shipped file, or a variant's serialised bytes) for
+    activations of 1.0, on one thread of this CPU."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(PROBE_FILE), options, providers=["CPUExecutionProvider"])
-    ones = np.ones((ROWS, DEPTH), dtype=np.float32)
-    result = np.asarray(session.run(["Y"], {"A": ones})[0])
-    exact = bool(np.allclose(result, EXPECTED, rtol=1e-5))
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["Y"], {"A": np.ones((ROWS, DEPTH), dtype=np.float32)})[0])
+
+
+@functools.cache
+def signed_int8_exact() -> bool:
+    """True where ONNX Runtime sums int8 × uint8 products exactly on this CPU."""
+    exact = bool(np.allclose(run_probe(), EXPECTED, rtol=1e-5))
     if not exact:
         log.info(
             "this CPU multiplies int8 weights with 16-bit saturation (no VNNI/AMX): "
