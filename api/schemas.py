@@ -252,9 +252,9 @@ class ModelPublic(BaseModel):
     serving: dict[str, Any] | None = Field(
         default=None,
         description="CPU serving: each ONNX variant's parity on the validation data "
-        "(int8, int8-u8, fp32) and `serve`, the one chosen on the CPU that checked them, or "
-        "null (PyTorch); a CPU without VNNI/AMX serves int8-u8 in place of int8 "
-        "(`/readyz` names what this API serves)",
+        "(int8, int8-s7, int8-u8, fp32) and `serve`, the one chosen on the CPU that checked "
+        "them, or null (PyTorch); a CPU without VNNI/AMX serves int8-s7 (7-bit weights) or "
+        "int8-u8 in place of int8 (`/readyz` names what this API serves)",
     )
     stage: ModelStage
     created_at: datetime

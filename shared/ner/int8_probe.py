@@ -6,16 +6,18 @@ such CPU. Without them (AVX2 only, or AVX-512 without VNNI), ONNX Runtime's kern
 pairs of products in 16 bits with saturation (`vpmaddubsw`): 255 × 127 + 255 × 127
 overflows, and the result depends on the CPU. Measured on an AMD EPYC with AVX2 only
 (docs/benchmarks.md, session 20): the quick CoNLL model's int8 F1 moved 0.4 point from
-fp32 there against 0.03 on the AMX machine. Weights stored as uint8 are widened to 16 bits
-before multiplying, on every CPU: exact everywhere, a little slower where VNNI is.
+fp32 there against 0.03 on the AMX machine. Two kinds of weights are exact everywhere:
+signed weights in 7 bits (-64…64: 255 × 64 × 2 fits 16 bits), on the same fast kernel;
+and uint8 weights, widened to 16 bits before multiplying (full 8 bits, slower).
 
-So an export checks int8 (signed weights) only where this probe says exact, and a CPU
-serves it only where the probe says exact too (`onnx_model.serving_variant`); elsewhere
-the uint8-weight variant serves. The probe is the operator the quantised graphs run,
-`DynamicQuantizeMatMul`, on inputs that saturate a 16-bit pair: its answer is whatever
-this ONNX Runtime does on this CPU, whatever the flags say (a hypervisor may hide some).
-It ships as a 17 KB file (`int8_probe.onnx`, made by `build_probe`) so that a serving
-process need not import the `onnx` package (0.8 s) to ask.
+So an export checks int8 (signed 8-bit weights) only where this probe says exact, and a
+CPU serves it only where the probe says exact too (`onnx_model.serving_variant`);
+elsewhere the 7-bit variant serves, or the uint8 one where 7 bits lost too much F1.
+The probe is the operator the quantised graphs run, `DynamicQuantizeMatMul`, on inputs
+that saturate a 16-bit pair: its answer is whatever this ONNX Runtime does on this CPU,
+whatever the flags say (a hypervisor may hide some). It ships as a 17 KB file
+(`int8_probe.onnx`, made by `build_probe`) so that a serving process need not import the
+`onnx` package (0.8 s) to ask.
 """
 
 from __future__ import annotations
@@ -85,6 +87,6 @@ def signed_int8_exact() -> bool:
     if not exact:
         log.info(
             "this CPU multiplies int8 weights with 16-bit saturation (no VNNI/AMX): "
-            "models are served with uint8 weights or fp32"
+            "models are served with 7-bit or uint8 weights, or fp32"
         )
     return exact

@@ -14,11 +14,14 @@ Run once when a model is saved (`train`), so the export travels with the model's
    the residual Add and ONNX's own LayerNormalization (vectorised) in its place make one
    sentence 15-35 % faster (int8, 16-48 sub-tokens; fp32 ~13 %), with the same output
    (fp32 within 4e-6). `benchmarks/onnx_ops.py` measures it again.
-3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel), twice:
-   signed weights → `onnx/model.int8.onnx` (ONNX Runtime multiplies them with AMX tiles
-   where the CPU has them, else VNNI: benchmarks/cpu_paths.py), made only where this CPU
-   sums their products exactly (`int8_probe.py`), and unsigned weights →
-   `onnx/model.int8-u8.onnx`, exact on every CPU: what a CPU without VNNI serves.
+3. Quantise the fused graph's weights to int8 (`quantize_dynamic`, per channel). Where
+   this CPU sums signed products exactly (`int8_probe.py`), signed weights →
+   `onnx/model.int8.onnx` (ONNX Runtime multiplies them with AMX tiles where the CPU has
+   them, else VNNI: benchmarks/cpu_paths.py). On every CPU, for those without VNNI/AMX,
+   a variant whose sums are exact everywhere: signed weights in 7 bits →
+   `onnx/model.int8-s7.onnx` (the fast signed kernel, coarser weights), or, where that
+   one fails its check, unsigned weights → `onnx/model.int8-u8.onnx` (full 8 bits,
+   about 25 % slower without VNNI).
 4. Check that `tokenizer.json` alone tokenizes the validation sentences as transformers
    does (`word_tokenizer.py`; `word_tokenizer` in the report): then serving needs neither
    transformers nor torch. Tag the model's own validation sentences with PyTorch (fp32,
@@ -162,8 +165,9 @@ def _export_fp32(model_dir: Path, dest: Path) -> Any:
 
 
 def _quantise(src: Path, dest: Path, *, signed: bool = True, reduce_range: bool = False) -> None:
-    """Dynamic int8 weights, per channel. `reduce_range` (7-bit weights: exact sums on
-    every CPU, but less precise) is not used: benchmarks/int8_formats.py compares it."""
+    """Dynamic int8 weights, per channel: `signed` int8 or uint8; `reduce_range`: signed
+    weights in 7 bits (-64…64), whose pairs of products fit 16 bits on every CPU
+    (`int8_probe.py`). benchmarks/int8_formats.py compares the three."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with _without_preprocessing_hint():
@@ -238,13 +242,18 @@ def export_for_serving(
             raise ValueError("no validation sentences to check the export on")
         config = _export_fp32(model_dir, partial / VARIANT_FILES["fp32"])
         if quantise:
-            # Signed weights only where their products are summed exactly: checked
+            # Signed 8-bit weights only where their products are summed exactly: checked
             # elsewhere, the figures would hold for this CPU's saturated sums alone.
             report["signed_int8_exact"] = signed_int8_exact()
             if report["signed_int8_exact"]:
                 _quantise(partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8"])
+            # And one exact on every CPU, for CPUs without VNNI/AMX (this one, or those
+            # that serve a model made here): 7-bit signed weights, the fast signed kernel;
+            # unsigned 8-bit weights below where they lose too much.
             _quantise(
-                partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8-u8"], signed=False
+                partial / VARIANT_FILES["fp32"],
+                partial / VARIANT_FILES["int8-s7"],
+                reduce_range=True,
             )
         report["export_seconds"] = round(time.perf_counter() - began, 1)
 
@@ -269,10 +278,9 @@ def export_for_serving(
             light = None
         report["word_tokenizer"] = light is not None
         serving_tokenizer = light or tokenizer
-        for variant in VARIANT_FILES:
+
+        def check(variant: str) -> bool:
             path = partial / VARIANT_FILES[variant]
-            if not path.exists():
-                continue
             predictor = Predictor(OnnxModel(path, config, variant), serving_tokenizer)
             tags, seconds = _tag(predictor, sentences)
             agreement = sum(a == b for a, b in zip(tags, ref_tags, strict=True)) / len(tags)
@@ -292,6 +300,16 @@ def export_for_serving(
                 "seconds": round(seconds, 2),
                 "speedup_vs_torch_fp32": round(ref_seconds / seconds, 2) if seconds else None,
             }
+            return passed
+
+        if quantise:
+            if report["signed_int8_exact"]:
+                check("int8")
+            if not check("int8-s7"):
+                fp32 = partial / VARIANT_FILES["fp32"]
+                _quantise(fp32, partial / VARIANT_FILES["int8-u8"], signed=False)
+                check("int8-u8")
+        check("fp32")
         # What this CPU serves; each serving CPU chooses again from the same figures.
         report["serve"] = serving_variant(report)
         if report["serve"] is None:

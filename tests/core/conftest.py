@@ -135,3 +135,13 @@ def write(tmp_path: Path) -> Iterator[Any]:
         return path
 
     yield _write
+
+
+def assert_int8_exports(report: dict[str, Any]) -> None:
+    """The int8 variants an export made and checked (`onnx/serving.json`): signed 8-bit
+    weights only where this CPU sums them exactly; 7-bit signed weights (exact on every
+    CPU) always; unsigned ones only where the 7-bit variant failed its check."""
+    variants = report["variants"]
+    assert ("int8" in variants) == report["signed_int8_exact"]
+    assert "int8-s7" in variants
+    assert ("int8-u8" in variants) == (not variants["int8-s7"]["passed"])

@@ -97,7 +97,7 @@ def test_train_promote_predict(client: httpx.Client, train_csv, stack: dict) -> 
     assert model["job_id"] == job["id"]
     # Exported at registration, checked on the validation data, shown with the model.
     serving = model["serving"]
-    assert serving["serve"] in ("int8", "int8-u8", "fp32"), serving
+    assert serving["serve"] in ("int8", "int8-s7", "int8-u8", "fp32"), serving
     assert serving["variants"]["fp32"]["same_entities"] >= 0.995
 
     wait_serving(client, version)
