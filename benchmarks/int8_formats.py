@@ -4,10 +4,10 @@ Quantises MODEL's fp32 export (`onnx/model.onnx`) three ways — signed weights 
 what a CPU with VNNI or AMX serves; without them ONNX Runtime sums these with 16-bit
 saturation: `shared/ner/int8_probe.py`), signed 7-bit weights (int8-s7, `reduce_range`:
 cannot saturate, coarser; what a CPU without VNNI serves where it passes its check) and
-unsigned weights (int8-u8: exact everywhere, slower; served where 7 bits fail) — then, in turns for `--rounds` rounds, tags DATA with each as `Predictor`
-serves it, and reports F1, the share of sentences with fp32's entities, seconds, and
-ONNX Runtime's time per operator type for one window of `--length` sub-tokens on one
-thread.
+unsigned weights (int8-u8: exact everywhere, slower; served where 7 bits fail) — then,
+in turns for `--rounds` rounds, tags DATA with each as `Predictor` serves it, and reports
+F1, the share of sentences with fp32's entities, seconds, and ONNX Runtime's time per
+operator type for one window of `--length` sub-tokens on one thread.
 
     python benchmarks/int8_formats.py --model runs/quick-conll
 
