@@ -31,15 +31,15 @@ from benchmarks.onnx_ops import op_profile
 from shared.ner.evaluation import predict_tags, score
 from shared.ner.formats import read_dataset
 from shared.ner.inference import Predictor
-from shared.ner.onnx_export import _quantise
+from shared.ner.onnx_export import QUANTISATION, _quantise
 from shared.ner.onnx_model import ONNX_DIR, VARIANT_FILES, OnnxModel, read_config
 from shared.ner.word_tokenizer import WordTokenizer
 
-# name → (_quantise options); fp32 is the export itself.
+# name in the results → the export's options for that variant; fp32 is the export itself.
 FORMATS = {
-    "signed": {"signed": True},
-    "signed-7bit": {"signed": True, "reduce_range": True},
-    "unsigned": {"signed": False},
+    "signed": QUANTISATION["int8"],
+    "signed-7bit": QUANTISATION["int8-s7"],
+    "unsigned": QUANTISATION["int8-u8"],
 }
 
 

@@ -164,6 +164,14 @@ def _export_fp32(model_dir: Path, dest: Path) -> Any:
     return config
 
 
+# The `_quantise` options of each int8 variant (`onnx_model.VARIANT_FILES`).
+QUANTISATION = {
+    "int8": {},
+    "int8-s7": {"reduce_range": True},
+    "int8-u8": {"signed": False},
+}
+
+
 def _quantise(src: Path, dest: Path, *, signed: bool = True, reduce_range: bool = False) -> None:
     """Dynamic int8 weights, per channel: `signed` int8 or uint8; `reduce_range`: signed
     weights in 7 bits (-64…64), whose pairs of products fit 16 bits on every CPU
@@ -241,20 +249,24 @@ def export_for_serving(
         if not sentences:
             raise ValueError("no validation sentences to check the export on")
         config = _export_fp32(model_dir, partial / VARIANT_FILES["fp32"])
+
+        def quantise_to(variant: str) -> None:
+            _quantise(
+                partial / VARIANT_FILES["fp32"],
+                partial / VARIANT_FILES[variant],
+                **QUANTISATION[variant],
+            )
+
         if quantise:
             # Signed 8-bit weights only where their products are summed exactly: checked
             # elsewhere, the figures would hold for this CPU's saturated sums alone.
             report["signed_int8_exact"] = signed_int8_exact()
             if report["signed_int8_exact"]:
-                _quantise(partial / VARIANT_FILES["fp32"], partial / VARIANT_FILES["int8"])
+                quantise_to("int8")
             # And one exact on every CPU, for CPUs without VNNI/AMX (this one, or those
             # that serve a model made here): 7-bit signed weights, the fast signed kernel;
             # unsigned 8-bit weights below where they lose too much.
-            _quantise(
-                partial / VARIANT_FILES["fp32"],
-                partial / VARIANT_FILES["int8-s7"],
-                reduce_range=True,
-            )
+            quantise_to("int8-s7")
         report["export_seconds"] = round(time.perf_counter() - began, 1)
 
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -306,8 +318,7 @@ def export_for_serving(
             if report["signed_int8_exact"]:
                 check("int8")
             if not check("int8-s7"):
-                fp32 = partial / VARIANT_FILES["fp32"]
-                _quantise(fp32, partial / VARIANT_FILES["int8-u8"], signed=False)
+                quantise_to("int8-u8")
                 check("int8-u8")
         check("fp32")
         # What this CPU serves; each serving CPU chooses again from the same figures.

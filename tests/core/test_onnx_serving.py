@@ -150,9 +150,10 @@ def test_an_export_that_tags_differently_is_not_served(
 def test_where_seven_bit_weights_lose_too_much_unsigned_ones_are_checked(
     trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Coarser 7-bit weights that moved F1 past the tolerance (a stand-in: the 7-bit graph
-    # is swapped for an untrained model's) are not kept; unsigned 8-bit weights are made
-    # and checked in their place, and serve on any CPU without exact signed sums.
+    # Coarser 7-bit weights that moved F1 past the tolerance (a stand-in: the 7-bit graph's
+    # classifier bias is set so that every word gets the first label) are not kept;
+    # unsigned 8-bit weights are made and checked in their place, and serve on any CPU
+    # without exact signed sums.
     model_dir = tmp_path / "model"
     shutil.copytree(trained.model_dir, model_dir)
     real_quantise = onnx_export_module._quantise
