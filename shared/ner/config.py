@@ -98,9 +98,10 @@ class TrainConfig(BaseModel):
         description="around: a window per sentence with its context; packed: documents cut "
         "into windows",
     )
-    decoding: Literal["viterbi", "argmax"] = Field(
+    decoding: Literal["viterbi", "argmax", "crf"] = Field(
         default="viterbi",
-        description="how word labels are picked: BIO-constrained Viterbi, or argmax",
+        description="how word labels are picked: BIO-constrained Viterbi, argmax, or crf "
+        "(Viterbi with label-to-label scores learnt by a CRF in training)",
     )
     layer_decay: float = Field(
         default=1.0,

@@ -129,6 +129,7 @@ class Predictor:
         self.decoder = Decoder(
             self.id2label,
             decoding or getattr(model.config, "ner_decoding", None) or DEFAULT_DECODING,
+            getattr(model.config, "ner_crf", None),
         )
         self._count = subtoken_counter(words_tokenizer)
         # Fast tokenizers are not safe to call from several threads at once.

@@ -30,12 +30,12 @@ from tqdm import tqdm
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
-    DataCollatorForTokenClassification,
     get_linear_schedule_with_warmup,
     set_seed,
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from . import crf
 from .averaging import WeightAverage
 from .basemodel import resolve_base_model
 from .casing import enable_casing, token_type_ids, uses_casing
@@ -55,7 +55,7 @@ from .context import (
     document_runs,
     subtoken_counter,
 )
-from .decoding import DECODINGS
+from .decoding import DECODINGS, Decoder
 from .encoding import IGNORE, WindowEncoder
 from .evaluation import evaluate_chunks
 from .formats import Dataset
@@ -128,7 +128,11 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
     names = [n for n, _ in model.named_parameters()]
     n_layers = max((int(m.group(1)) + 1 for n in names if (m := _LAYER_RE.search(n))), default=0)
     groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    crf_scores: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
+        if name.startswith(crf.ATTRIBUTE + "."):
+            crf_scores.append(param)
+            continue
         decays = not (param.ndim < 2 or "LayerNorm" in name)
         groups.setdefault((_depth(name, n_layers), decays), []).append(param)
     param_groups = [
@@ -139,6 +143,9 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
         }
         for (depth, decays), params in sorted(groups.items())
     ]
+    if crf_scores:
+        lr = max(config.learning_rate, crf.LEARNING_RATE)
+        param_groups.append({"params": crf_scores, "weight_decay": 0.0, "lr": lr})
     # The fused kernel (CPU and CUDA) is several times faster than the per-tensor loop.
     return torch.optim.AdamW(param_groups, lr=config.learning_rate, fused=True)
 
@@ -156,6 +163,8 @@ def prepare_model(model: Any, config: TrainConfig) -> None:
     if config.casing:
         enable_casing(model)  # sets ner_casing, unless the encoder has no token types
     model.config.ner_decoding = config.decoding
+    if config.decoding == "crf":
+        crf.attach(model)
     if config.context_length and not 16 <= config.context_length <= 512:
         raise ValueError(f"context_length must be 0 (off) or 16-512, not {config.context_length}")
     if config.layer_decay <= 0 or config.layer_decay > 1:
@@ -193,7 +202,7 @@ def _features(
         [IGNORE] * len(c.left) + [label_index.get(t, 0) for t in s.tags] + [IGNORE] * len(c.right)
         for s, c in zip(sentences, contexts, strict=True)
     ]
-    return _window_features(encoder, words, tags, labels, casing)
+    return _window_features(encoder, words, tags, labels, casing, config.decoding == "crf")
 
 
 def packed_encoder(tokenizer: Any, context_length: int) -> WindowEncoder:
@@ -219,7 +228,7 @@ def _packed_features(
         words.append([t for i in run for t in sentences[i].tokens])
         tags.append([label_index.get(t, 0) for i in run for t in sentences[i].tags])
     encoder = packed_encoder(tokenizer, config.context_length)
-    return _window_features(encoder, words, tags, labels, casing)
+    return _window_features(encoder, words, tags, labels, casing, config.decoding == "crf")
 
 
 def _window_features(
@@ -228,9 +237,10 @@ def _window_features(
     tags: list[list[int]],
     labels: list[str],
     casing: bool,
+    word_starts: bool = False,
 ) -> list[dict[str, list[int]]]:
     """The collator's input for each window of the encoded texts (with word shapes as token
-    types when casing is on)."""
+    types when casing is on, and where the CRF reads each word when `word_starts`)."""
     features = []
     for w in encoder.encode(words, tags, continuation_ids(labels)):
         feature = {
@@ -240,6 +250,8 @@ def _window_features(
         }
         if casing:
             feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
+        if word_starts:
+            feature[crf.WORD_STARTS] = crf.word_starts(len(w.input_ids), w.owned, w.labels or [])
         features.append(feature)
     return features
 
@@ -273,6 +285,7 @@ def train_steps(
     bf16 = use_bf16(torch_device, precision)
     prepare_model(model, config)
     model.to(torch_device)
+    word_crf = getattr(model, crf.ATTRIBUTE, None)  # with decoding "crf"
     max_length = config.max_length or window_length(model, tokenizer)
     encoder = WindowEncoder(tokenizer, max_length, config.stride)
     features = _features(encoder, tokenizer, train_data, labels, config, uses_casing(model))
@@ -284,7 +297,7 @@ def train_steps(
         features,  # type: ignore[arg-type]
         batch_size=config.batch_size,
         sampler=sampler,
-        collate_fn=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=8),
+        collate_fn=crf.Collator(tokenizer, pad_to_multiple_of=8),
     )
     steps_per_epoch = len(loader)
     total = steps_per_epoch * config.epochs
@@ -382,6 +395,9 @@ def train_steps(
 
     def evaluation(stage: str, dataset: Dataset, epoch: int) -> Iterator[Progress]:
         nonlocal done
+        if config.decoding == "crf":  # decode with the scores as they are now
+            crf.record(model)
+            predictor.decoder = Decoder(predictor.id2label, "crf", model.config.ner_crf)
         remaining = len(dataset)
         # The test run also keeps the error analysis (evaluation.json, see `train`).
         for result in evaluate_chunks(predictor, dataset, chunk, analysis=stage == "testing"):
@@ -408,8 +424,12 @@ def train_steps(
                 # exactly where it was.
                 torch.set_rng_state(resume_rng)
             batch = {k: v.to(torch_device) for k, v in batch.items()}
+            starts = batch.pop(crf.WORD_STARTS, None)
             with autocast(torch_device, bf16):
-                loss = model(**batch).loss
+                out = model(**batch)
+                loss = out.loss
+                if word_crf is not None and starts is not None:
+                    loss = loss + word_crf.loss(out.logits, batch["labels"], starts)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -562,6 +582,7 @@ def train(
         report(Progress("saving", 0.99, seconds=time.perf_counter() - began))
         if partial.exists():
             shutil.rmtree(partial)
+        crf.detach(model)  # its scores go to config.json, not among the weights
         model.save_pretrained(partial)  # safetensors by default; no pickle
         tokenizer.save_pretrained(partial)
         (partial / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
