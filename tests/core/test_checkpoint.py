@@ -15,10 +15,16 @@ from shared.ner import Predictor, TrainConfig, TrainingCancelled, train
 from tests.core.conftest import SHORT, make_dataset
 
 
-def _config(tiny_base: Path) -> TrainConfig:
+def _config(tiny_base: Path, decoding: str = "viterbi") -> TrainConfig:
     # With the moving average of the weights on: its state must survive the resume too.
     return TrainConfig(
-        **{**SHORT.__dict__, "epochs": 4, "base_model": str(tiny_base), "ema_decay": 0.9}
+        **{
+            **SHORT.__dict__,
+            "epochs": 4,
+            "base_model": str(tiny_base),
+            "ema_decay": 0.9,
+            "decoding": decoding,
+        }
     )
 
 
@@ -35,17 +41,24 @@ def _die_after(epoch: int, batches_done: int, saved: list[Path]):
 
 
 @pytest.mark.parametrize(
-    ("epoch", "batches_done", "checkpoint_seconds"),
+    ("epoch", "batches_done", "checkpoint_seconds", "decoding"),
     [
-        (3, 0, 3600.0),  # killed after epoch 2 (its end-of-epoch checkpoint: epoch 3, batch 0)
-        (3, 2, 0.0),  # killed in the middle of epoch 3 (a checkpoint after every step)
+        # killed after epoch 2 (its end-of-epoch checkpoint: epoch 3, batch 0)
+        (3, 0, 3600.0, "viterbi"),
+        (3, 2, 0.0, "viterbi"),  # killed in the middle of epoch 3 (a checkpoint every step)
+        (3, 2, 0.0, "crf"),  # the same, with the CRF's scores and their optimizer state
     ],
 )
 def test_an_interrupted_training_resumes_and_ends_as_the_whole_run(
-    tiny_base: Path, tmp_path: Path, epoch: int, batches_done: int, checkpoint_seconds: float
+    tiny_base: Path,
+    tmp_path: Path,
+    epoch: int,
+    batches_done: int,
+    checkpoint_seconds: float,
+    decoding: str,
 ) -> None:
     data = make_dataset()
-    config = _config(tiny_base)
+    config = _config(tiny_base, decoding)
     whole = train(data, tmp_path / "whole", config, validation=data, test=data, device="cpu")
 
     checkpoints = tmp_path / "checkpoint"
@@ -94,3 +107,7 @@ def test_an_interrupted_training_resumes_and_ends_as_the_whole_run(
     resumed_weights = load_file(resumed.model_dir / "model.safetensors")
     assert whole_weights.keys() == resumed_weights.keys()
     assert all(torch.equal(whole_weights[k], resumed_weights[k]) for k in whole_weights)
+    whole_config = json.loads((whole.model_dir / "config.json").read_text())
+    resumed_config = json.loads((resumed.model_dir / "config.json").read_text())
+    assert whole_config.get("ner_crf") == resumed_config.get("ner_crf")
+    assert ("ner_crf" in whole_config) == (decoding == "crf")
