@@ -112,9 +112,7 @@ def test_scores_that_do_not_fit_the_labels_are_refused() -> None:
 @pytest.fixture(scope="module")
 def crf_run(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     data = make_dataset()
-    config = TrainConfig(
-        **{**OVERFIT.__dict__, "base_model": str(tiny_base), "decoding": "crf", "onnx": False}
-    )
+    config = TrainConfig(**{**OVERFIT.__dict__, "base_model": str(tiny_base), "decoding": "crf"})
     out = tmp_path_factory.mktemp("crf") / "model"
     return train_capturing(data, out, config, validation=data, test=data)
 
@@ -129,8 +127,12 @@ def test_a_crf_model_learns_the_tag_grammar_and_tags_its_data(crf_run: Trained) 
         inside = index[f"I-{kind}"]
         # A name goes on after its first word; nothing in the data goes O → I-X.
         assert t[index[f"B-{kind}"], inside] > t[index["O"], inside]
-    predictor = Predictor.load(crf_run.model_dir)
+    predictor = Predictor.load(crf_run.model_dir)  # served by the ONNX export, as in the API
+    assert predictor.backend.startswith("onnx")
     assert predictor.decoder.method == "crf"
+    # The learnt scores where the grammar allows a step, -inf where it forbids one.
+    finite = np.isfinite(predictor.decoder.transition)
+    assert np.allclose(predictor.decoder.transition[finite], t[finite])
     text = make_dataset().sentences[0].text
     assert predictor.predict([text])[0]  # the overfit sentence has entities
 
