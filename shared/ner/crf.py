@@ -67,13 +67,11 @@ class WordCRF(torch.nn.Module):
         }
 
 
-def attach(model: Any) -> WordCRF:
-    """Give a model in training its CRF (kept if it has one: a resumed run)."""
-    crf = getattr(model, ATTRIBUTE, None)
-    if not isinstance(crf, WordCRF):
-        crf = WordCRF(model.config.num_labels).to(model.device)
-        setattr(model, ATTRIBUTE, crf)
-    return crf
+def attach(model: Any) -> None:
+    """Give a model about to be trained its CRF: a module of the model, so its scores are in
+    the model's state dict (checkpoints, the kept best weights, the moving average) and in
+    `named_parameters` (the optimizer)."""
+    setattr(model, ATTRIBUTE, WordCRF(model.config.num_labels).to(model.device))
 
 
 def record(model: Any) -> None:
@@ -90,12 +88,12 @@ def detach(model: Any) -> None:
         delattr(model, ATTRIBUTE)
 
 
-def word_starts(length: int, owned: Sequence[int], labels: Sequence[int]) -> list[int]:
-    """A window's word-start mask: its owned first sub-tokens that carry a label."""
+def word_starts(length: int, owned: Sequence[int]) -> list[int]:
+    """A window's word-start mask: its owned first sub-tokens (`WordCRF.loss` leaves out
+    those labelled IGNORE, the context words)."""
     starts = [0] * length
     for pos in owned:
-        if labels[pos] != IGNORE:
-            starts[pos] = 1
+        starts[pos] = 1
     return starts
 
 

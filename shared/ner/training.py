@@ -251,7 +251,7 @@ def _window_features(
         if casing:
             feature["token_type_ids"] = token_type_ids(words[w.doc], w.words)
         if word_starts:
-            feature[crf.WORD_STARTS] = crf.word_starts(len(w.input_ids), w.owned, w.labels or [])
+            feature[crf.WORD_STARTS] = crf.word_starts(len(w.input_ids), w.owned)
         features.append(feature)
     return features
 
