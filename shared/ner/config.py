@@ -99,9 +99,10 @@ class TrainConfig(BaseModel):
         "into windows",
     )
     decoding: Literal["viterbi", "argmax", "crf"] = Field(
-        default="viterbi",
-        description="how word labels are picked: BIO-constrained Viterbi, argmax, or crf "
-        "(Viterbi with label-to-label scores learnt by a CRF in training)",
+        default="crf",
+        description="how word labels are picked: crf (BIO-constrained Viterbi with "
+        "label-to-label scores learnt by a CRF in training), viterbi (the same without "
+        "learnt scores) or argmax",
     )
     layer_decay: float = Field(
         default=1.0,

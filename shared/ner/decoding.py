@@ -1,24 +1,29 @@
-"""Word labels from per-word label probabilities: argmax, or BIO-constrained Viterbi.
+"""Word labels from per-word label probabilities: argmax, or BIO-constrained Viterbi
+with or without a CRF's learnt scores.
 
 Argmax picks each word's label alone, so it can produce sequences no annotator
 writes (`O I-PER`, `B-ORG I-LOC`); conlleval-style span decoding then turns a stray
 `I-X` into an entity of its own or splits one in two. Viterbi picks the most
 probable *valid* sequence under the model's own per-word probabilities — an
 `I-X` only after `B-X` or `I-X`, never first — with no transition weights to learn.
-With "crf" the model was trained with a CRF (`crf.py`): Viterbi adds its learnt start,
-transition and end scores (`ner_crf` in config.json) to the grammar's. All three are
-"decoding" options of `Predictor` (`ner_decoding` in config.json).
+With "crf" (the training default) the model was trained with a CRF (`crf.py`): Viterbi
+adds its learnt start, transition and end scores (`ner_crf` in config.json) to the
+grammar's, and so runs for every text; many texts are decoded together, a numpy step per
+word position for a whole batch. All three are "decoding" options of `Predictor`
+(`ner_decoding` in config.json).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 DECODINGS = ("viterbi", "argmax", "crf")
 _FLOOR = 1e-12  # log of a zero probability, kept finite so every row has a best path
+# Word positions (texts × the longest's words) that `Decoder.many` decodes together.
+_BATCH_WORDS = 4096
 
 
 def allowed_transitions(labels: Mapping[int, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -65,18 +70,27 @@ class Decoder:
             self.end = learnt["end"]
 
     def __call__(self, probs: np.ndarray) -> list[int]:
-        if len(probs) == 0:
-            return []
-        best = probs.argmax(-1)
+        return self.many([probs])[0]
+
+    def many(self, matrices: Sequence[np.ndarray]) -> list[list[int]]:
+        """One label id per word of every (words × labels) matrix, as `__call__` gives."""
+        out: list[list[int]] = [m.argmax(-1).tolist() for m in matrices]
         if self.method == "argmax":
-            return best.tolist()
+            return out
         # When the word-by-word best labels already form a valid sequence, they are also
         # the best valid sequence: without learnt scores Viterbi runs only for the (few)
-        # texts where they don't.
-        if self.method == "viterbi" and self.valid(best):
-            return best.tolist()
-        # log p differs from the logits by a constant per word: the same best path.
-        return self.viterbi(np.log(np.maximum(probs, _FLOOR)))
+        # texts where they don't; with a CRF's scores, for every text.
+        todo = [
+            i
+            for i, ids in enumerate(out)
+            if ids and (self.method == "crf" or not self.valid(np.asarray(ids)))
+        ]
+        for batch in _batches(sorted(todo, key=lambda i: len(matrices[i])), matrices):
+            # log p differs from the logits by a constant per word: the same best path.
+            logps = [np.log(np.maximum(matrices[i], _FLOOR)) for i in batch]
+            for i, path in zip(batch, self.viterbi(logps), strict=True):
+                out[i] = path
+        return out
 
     def valid(self, ids: np.ndarray) -> bool:
         return bool(
@@ -84,17 +98,45 @@ class Decoder:
             and (self.grammar_transition[ids[:-1], ids[1:]] == 0).all()
         )
 
-    def viterbi(self, logp: np.ndarray) -> list[int]:
-        n = len(logp)
-        score = self.start + logp[0]
-        back = np.zeros((n, logp.shape[1]), dtype=np.int64)
-        for t in range(1, n):
-            # candidates[i, j]: best path ending in i, then label j.
-            candidates = score[:, None] + self.transition
-            back[t] = candidates.argmax(0)
-            score = candidates.max(0) + logp[t]
-        score = score + self.end
-        path = [int(score.argmax())]
-        for t in range(n - 1, 0, -1):
-            path.append(int(back[t, path[-1]]))
-        return path[::-1]
+    def viterbi(self, logps: Sequence[np.ndarray]) -> list[list[int]]:
+        """The best valid path of each (words × labels) log-probability matrix (none
+        empty), several texts at once: one numpy step per word position for the whole
+        batch, which costs about what one text's step costs. The texts are aligned at
+        their ends, so every path is traced back from the same last position; a text
+        that starts later begins its scores at its first word."""
+        lengths = np.array([len(x) for x in logps])
+        n, steps, n_labels = len(logps), int(lengths.max()), logps[0].shape[1]
+        first = steps - lengths  # the position of each text's first word
+        emissions = np.zeros((n, steps, n_labels))
+        for b, logp in enumerate(logps):
+            emissions[b, first[b] :] = logp
+        score = self.start + emissions[:, 0]
+        back = np.zeros((n, steps, n_labels), dtype=np.int64)
+        last_first = int(first.max())
+        for t in range(1, steps):
+            # candidates[b, i, j]: text b's best path ending in i, then label j.
+            candidates = score[:, :, None] + self.transition
+            back[:, t] = candidates.argmax(1)
+            score = candidates.max(1) + emissions[:, t]
+            if t <= last_first:  # texts starting here begin afresh
+                starting = np.equal(first, t)[:, None]
+                score = np.where(starting, self.start + emissions[:, t], score)
+        rows = np.arange(n)
+        paths = np.zeros((n, steps), dtype=np.int64)
+        label = paths[:, -1] = (score + self.end).argmax(1)
+        for t in range(steps - 1, 0, -1):
+            label = paths[:, t - 1] = back[rows, t, label]
+        return [paths[b, first[b] :].tolist() for b in range(n)]
+
+
+def _batches(order: list[int], matrices: Sequence[np.ndarray]) -> list[list[int]]:
+    """`order` (indices by rising length) cut into batches of texts of similar length, each
+    holding at most `_BATCH_WORDS` padded word positions (a long text goes alone): little
+    padding, and memory bounded whatever the number and length of the texts."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * len(matrices[i]) <= _BATCH_WORDS:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches

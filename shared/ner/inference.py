@@ -300,8 +300,7 @@ class Predictor:
                     positions, targets = zip(*keep, strict=True)
                     out[window.doc][list(targets)] = probs[row, list(positions)]
         tagged = []
-        for matrix in out:
-            ids = self.decoder(matrix)
+        for matrix, ids in zip(out, self.decoder.many(out), strict=True):
             tagged.append(
                 (
                     [self.id2label[i] for i in ids],

@@ -344,8 +344,9 @@ def test_viterbi_equals_argmax_on_valid_sequences() -> None:
 
 
 def test_decoding_is_recorded_and_can_be_overridden(casing_model: Path) -> None:
-    assert json.loads((casing_model / "config.json").read_text())["ner_decoding"] == "viterbi"
-    assert Predictor.load(casing_model).decoder.method == "viterbi"
+    assert json.loads((casing_model / "config.json").read_text())["ner_decoding"] == "crf"
+    assert Predictor.load(casing_model).decoder.method == "crf"
+    assert Predictor.load(casing_model, decoding="viterbi").decoder.method == "viterbi"
     assert Predictor.load(casing_model, decoding="argmax").decoder.method == "argmax"
     with pytest.raises(ValueError, match="decoding"):
         Predictor.load(casing_model, decoding="beam")

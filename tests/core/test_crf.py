@@ -68,22 +68,32 @@ def test_rows_without_words_add_nothing_to_the_loss() -> None:
 
 
 def test_crf_decoding_is_the_best_valid_path_under_the_learnt_scores() -> None:
+    """Texts of one to five words, decoded one by one and many at once (as a batch of a
+    bulk job is), each get the brute-force best valid path."""
     rng = np.random.default_rng(3)
-    start_ok, transition_ok = allowed_transitions(ID2LABEL)
     for _ in range(20):
         scores = {
             "start": rng.normal(size=3).tolist(),
             "end": rng.normal(size=3).tolist(),
             "transitions": rng.normal(size=(3, 3)).tolist(),
         }
-        probs = rng.dirichlet(np.ones(3), size=5)
-        valid = [
-            p
-            for p in itertools.product(range(3), repeat=5)
-            if start_ok[p[0]] and all(transition_ok[a, b] for a, b in itertools.pairwise(p))
-        ]
-        best = max(valid, key=lambda path: _total(probs, scores, path))
-        assert Decoder(ID2LABEL, "crf", scores)(probs) == list(best)
+        texts = [rng.dirichlet(np.ones(3), size=n) for n in (5, 1, 3, 5, 4, 2, 0)]
+        best = [_brute_force_best(probs, scores) for probs in texts]
+        decoder = Decoder(ID2LABEL, "crf", scores)
+        assert [decoder(probs) for probs in texts] == best
+        assert decoder.many(texts) == best
+
+
+def _brute_force_best(probs: np.ndarray, scores: dict) -> list[int]:
+    if not len(probs):
+        return []
+    start_ok, transition_ok = allowed_transitions(ID2LABEL)
+    valid = [
+        p
+        for p in itertools.product(range(3), repeat=len(probs))
+        if start_ok[p[0]] and all(transition_ok[a, b] for a, b in itertools.pairwise(p))
+    ]
+    return list(max(valid, key=lambda path: _total(probs, scores, path)))
 
 
 def _total(probs: np.ndarray, scores: dict, path: tuple[int, ...]) -> float:
