@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ def machine() -> dict[str, Any]:
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch": torch.__version__,
     }
+
+
+def tagging_arguments(parser: argparse.ArgumentParser, *, sentences: int, name: str) -> None:
+    """The options of the scripts that time tagging a model on CoNLL-2003 validation text:
+    which model and data, how many sentences and rounds, latency samples, result name."""
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", default=str(SHARED_DATA / "conll2003" / "valid.txt"))
+    parser.add_argument("--sentences", type=int, default=sentences)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    parser.add_argument("--name", default=name)
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

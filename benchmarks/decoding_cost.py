@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, entities_to_tags, machine, write_result
+from benchmarks.common import entities_to_tags, machine, tagging_arguments, write_result
 from shared.ner import Predictor, read_dataset, score
 from shared.ner.decoding import Decoder
 
@@ -43,12 +43,7 @@ class TimedDecoder:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="a model trained with decoding=crf")
-    parser.add_argument("--data", default=str(SHARED_DATA / "conll2003" / "valid.txt"))
-    parser.add_argument("--sentences", type=int, default=3250)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency-samples", type=int, default=300)
-    parser.add_argument("--name", default="decoding-cost")
+    tagging_arguments(parser, sentences=3250, name="decoding-cost")  # --model: a CRF model
     args = parser.parse_args()
 
     sentences = read_dataset(args.data).sentences[: args.sentences]

@@ -23,19 +23,14 @@ from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, entities_to_tags, machine, write_result
+from benchmarks.common import entities_to_tags, machine, tagging_arguments, write_result
 from shared.ner import Predictor, read_dataset, score
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", default=str(SHARED_DATA / "conll2003" / "valid.txt"))
-    parser.add_argument("--sentences", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=3)
+    tagging_arguments(parser, sentences=1500, name="speed")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--latency-samples", type=int, default=300)
-    parser.add_argument("--name", default="speed")
     args = parser.parse_args()
 
     sentences = read_dataset(args.data).sentences[: args.sentences]
