@@ -39,6 +39,12 @@ def tagging_arguments(parser: argparse.ArgumentParser, *, sentences: int, name: 
     parser.add_argument("--name", default=name)
 
 
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile of `values` by rank (the value at index p% of the sorted list)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

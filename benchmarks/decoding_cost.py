@@ -13,6 +13,7 @@ inside the decoder, one-sentence latency p50/p99 of each, and the F1 of each.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -23,7 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import entities_to_tags, machine, tagging_arguments, write_result
+from benchmarks.common import (
+    entities_to_tags,
+    machine,
+    percentile,
+    tagging_arguments,
+    write_result,
+)
 from shared.ner import Predictor, read_dataset, score
 from shared.ner.decoding import Decoder
 
@@ -93,8 +100,7 @@ def main() -> None:
             latency[name].append((time.perf_counter() - t0) * 1000)
 
     def pct(values: list[float], p: float) -> float:
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 3)
+        return round(percentile(values, p), 3)
 
     def median(key: str) -> float:
         return round(statistics.median(r[key] for r in rounds), 3)
@@ -118,8 +124,6 @@ def main() -> None:
     }
     path = write_result(args.name, result)
     print(f"wrote {path}", file=sys.stderr)
-    import json
-
     print(json.dumps(result, indent=2))
 
 

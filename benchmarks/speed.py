@@ -23,7 +23,13 @@ from transformers import pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import entities_to_tags, machine, tagging_arguments, write_result
+from benchmarks.common import (
+    entities_to_tags,
+    machine,
+    percentile,
+    tagging_arguments,
+    write_result,
+)
 from shared.ner import Predictor, read_dataset, score
 
 
@@ -83,10 +89,9 @@ def main() -> None:
         t0 = time.perf_counter()
         ours.predict([text])
         latencies.append((time.perf_counter() - t0) * 1000)
-    latencies.sort()
 
     def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))], 2)
+        return round(percentile(latencies, p), 2)
 
     ratios = [r["predictor_wps"] / r["pipeline_wps"] for r in rounds]
     result = {

@@ -74,7 +74,8 @@ class Decoder:
 
     def many(self, matrices: Sequence[np.ndarray]) -> list[list[int]]:
         """One label id per word of every (words × labels) matrix, as `__call__` gives."""
-        out: list[list[int]] = [m.argmax(-1).tolist() for m in matrices]
+        best = [m.argmax(-1) for m in matrices]
+        out: list[list[int]] = [ids.tolist() for ids in best]
         if self.method == "argmax":
             return out
         # When the word-by-word best labels already form a valid sequence, they are also
@@ -82,8 +83,8 @@ class Decoder:
         # texts where they don't; with a CRF's scores, for every text.
         todo = [
             i
-            for i, ids in enumerate(out)
-            if ids and (self.method == "crf" or not self.valid(np.asarray(ids)))
+            for i, ids in enumerate(best)
+            if len(ids) and (self.method == "crf" or not self.valid(ids))
         ]
         for batch in _batches(sorted(todo, key=lambda i: len(matrices[i])), matrices):
             # log p differs from the logits by a constant per word: the same best path.
