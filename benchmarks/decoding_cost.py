@@ -24,13 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (
-    entities_to_tags,
-    machine,
-    percentile,
-    tagging_arguments,
-    write_result,
-)
+from benchmarks.common import entities_to_tags, machine, percentile, tagging_arguments, write_result
 from shared.ner import Predictor, read_dataset, score
 from shared.ner.decoding import Decoder
 
