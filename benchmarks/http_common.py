@@ -46,6 +46,24 @@ def _cpuinfo() -> tuple[str, set[str]]:
     return cpu, flags
 
 
+def cpu_identity() -> dict[str, str]:
+    """Family, model and stepping numbers and the cache size: virtual machines often name
+    every Xeon "Intel(R) Xeon(R) Processor", and two such CPUs with the same flags may still
+    differ in speed (docs/benchmarks.md: the same training on two AMX machines)."""
+    keys = {"cpu family": "family", "model": "model", "stepping": "stepping", "cache size": "cache"}
+    found: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break  # the first processor's block only
+            key, _, value = line.partition(":")
+            if key.strip() in keys:
+                found[keys[key.strip()]] = value.strip()
+    except OSError:
+        pass
+    return found
+
+
 def cpu_flags() -> dict[str, bool]:
     """Which of `CPU_FLAGS` this CPU has: a speed figure holds for these only."""
     flags = _cpuinfo()[1]
@@ -60,6 +78,7 @@ def machine() -> dict[str, Any]:
     ).stdout.strip()
     return {
         "cpu": cpu,
+        "cpu_identity": cpu_identity(),
         "cpu_flags": {f: f in flags for f in CPU_FLAGS},
         # Whether ONNX Runtime sums signed int8 exactly here (VNNI/AMX): which int8 serves.
         "signed_int8_exact": signed_int8_exact(),
