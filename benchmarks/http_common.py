@@ -33,35 +33,34 @@ CPU_FLAGS = (
 )
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    cpu, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return cpu, flags
-
-
-def cpu_identity() -> dict[str, str]:
-    """Family, model and stepping numbers and the cache size: virtual machines often name
-    every Xeon "Intel(R) Xeon(R) Processor", and two such CPUs with the same flags may still
-    differ in speed (docs/benchmarks.md: the same training on two AMX machines)."""
-    keys = {"cpu family": "family", "model": "model", "stepping": "stepping", "cache size": "cache"}
-    found: dict[str, str] = {}
+def _first_cpu() -> dict[str, str]:
+    """The first processor's block of /proc/cpuinfo, field by field (empty where unreadable)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if not line.strip():
-                break  # the first processor's block only
+                break
             key, _, value = line.partition(":")
-            if key.strip() in keys:
-                found[keys[key.strip()]] = value.strip()
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return found
+    return fields
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    fields = _first_cpu()
+    return fields.get("model name", "unknown"), set(fields.get("flags", "").split())
+
+
+# Virtual machines often name every Xeon "Intel(R) Xeon(R) Processor", and two such CPUs
+# with the same flags may still differ in speed (docs/benchmarks.md: the same training on
+# two AMX machines): family, model, stepping and cache size tell them apart.
+IDENTITY = {"cpu family": "family", "model": "model", "stepping": "stepping", "cache size": "cache"}
+
+
+def cpu_identity() -> dict[str, str]:
+    fields = _first_cpu()
+    return {name: fields[key] for key, name in IDENTITY.items() if key in fields}
 
 
 def cpu_flags() -> dict[str, bool]:
