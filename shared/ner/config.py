@@ -118,6 +118,13 @@ class TrainConfig(BaseModel):
         "lower early in training) and evaluate and save it; 0: off, the last step's weights",
     )
 
+    final_fit: bool = Field(
+        default=True,
+        description="when the validation data is split off the training data (no validation "
+        "file given), train again on both for the epoch count validation chose (about twice "
+        "the time); a validation file you give is never learnt from",
+    )
+
     # Serving.
     onnx: bool = Field(
         default=True,

@@ -20,6 +20,9 @@ class Splits:
     # Where the reported scores come from: the given test set, the given validation set
     # (no test set given), or a seeded split of the training data.
     test_source: TestSource
+    # Whether the validation set was split off the training data (no validation file given):
+    # then a final fit may learn from it too, once it has chosen the epoch count.
+    validation_carved: bool = False
 
 
 def plan_splits(
@@ -34,11 +37,11 @@ def plan_splits(
     """
     if validation is None and test is None:
         train_part, validation_part, test_part = split_dataset(train, seed)
-        return Splits(train_part, validation_part, test_part, "split")
+        return Splits(train_part, validation_part, test_part, "split", validation_carved=True)
     if test is None:
         assert validation is not None
         return Splits(train, validation, validation, "validation")
     if validation is None:
         train_part, validation_part, _ = split_dataset(train, seed, (0.9, 0.1, 0.0))
-        return Splits(train_part, validation_part, test, "test")
+        return Splits(train_part, validation_part, test, "test", validation_carved=True)
     return Splits(train, validation, test, "test")

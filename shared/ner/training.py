@@ -260,7 +260,7 @@ def train_steps(
     model: Any,
     tokenizer: Any,
     train_data: Dataset,
-    validation: Dataset,
+    validation: Dataset | None,
     labels: list[str],
     config: TrainConfig,
     test: Dataset | None = None,
@@ -271,7 +271,8 @@ def train_steps(
     checkpoint_seconds: float = 300.0,
     resume: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None,
 ) -> Iterator[Progress]:
-    """Train in place, yielding progress; leaves the best-on-validation weights in `model`.
+    """Train in place, yielding progress; leaves the best-on-validation weights in `model`
+    (with no `validation`: every epoch trained, the last one's weights, as a final fit).
 
     `checkpoint(tensors, meta)` is handed the whole training state at the end of every epoch
     and every `checkpoint_seconds` within one; `resume` (a state it was handed) carries on
@@ -309,7 +310,7 @@ def train_steps(
     def eval_units(n_sentences: int) -> float:
         return n_sentences / (config.batch_size * 3)
 
-    grand_total = total + eval_units(len(validation)) * config.epochs
+    grand_total = total + (eval_units(len(validation)) * config.epochs if validation else 0)
     grand_total += eval_units(len(test)) if test is not None else 0
     optimizer = _optimizer(model, config)
     scheduler = get_linear_schedule_with_warmup(
@@ -443,6 +444,12 @@ def train_steps(
             if checkpoint is not None and time.monotonic() - last_checkpoint >= checkpoint_seconds:
                 save(epoch, index + 1, sampler_rng)
         model.eval()
+        if validation is None:  # a final fit: nothing to choose, the last epoch's weights stay
+            if epoch == config.epochs and average is not None:
+                with kept(model):  # (the moving average, where there is one)
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save(epoch + 1, 0, generator.get_state())
+            continue
         metrics: dict[str, Any] = {}
         with kept(model):
             for p in evaluation("evaluating", validation, epoch):
@@ -527,57 +534,128 @@ def train(
         disable=not progress_bar,
         bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}",
     )
+    # A final fit: once validation has chosen the epoch count, the model is trained again
+    # from the base on training + validation data for that many epochs (the validation
+    # part is 1/9 more data), when the validation part was split off the training data.
+    refit_data = None
+    if config.final_fit and splits.validation_carved:
+        refit_data = train_data.subset(
+            train_data.sentences + validation.sentences, "+" + validation.name
+        )
+    # Share of the progress bar the choosing run takes (a final fit's epochs guessed as all).
+    share = (
+        0.99
+        if refit_data is None
+        else 0.99 * len(train_data) / (2 * len(train_data) + len(validation))
+    )
     try:
         report(Progress("preparing", 0.0))
-        tokenizer, model = _load(base, labels)
         history: list[dict[str, Any]] = []
         last_report = 0.0
         metrics: dict[str, Any] = {}
         analysis: dict[str, Any] | None = None
         resume = None
         checkpoint = None
+        final_epochs: int | None = None  # set once a final fit has begun
         if checkpoint_dir is not None:
             folder = Path(checkpoint_dir)
             if is_checkpoint(folder):
                 resume = load_checkpoint(folder)
                 history = list(resume[1].get("history", []))
+                final_epochs = resume[1].get("final_fit_epochs")
                 report(Progress("resuming", 0.0, epoch=resume[1]["epoch"]))
 
             def checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-                save_checkpoint(folder, tensors, {**meta, "history": history})
+                extra = {"final_fit_epochs": final_epochs} if final_epochs else {}
+                save_checkpoint(folder, tensors, {**meta, "history": history, **extra})
                 if on_checkpoint is not None:
                     on_checkpoint(folder)
 
-        steps = train_steps(
-            model,
-            tokenizer,
-            train_data,
-            validation,
-            labels,
-            config,
-            test,
+        def follow(steps: Iterator[Progress], first: bool) -> None:
+            """Report a run's progress as part of the whole (the choosing run, then the
+            final fit), keep its validation history and its test metrics."""
+            nonlocal last_report, metrics, analysis
+            for p in steps:
+                if first:
+                    p.fraction *= share / 0.99
+                    if p.eta_seconds is not None and refit_data is not None:
+                        # The final fit is still to come: about as long again.
+                        p.eta_seconds += (p.seconds + p.eta_seconds) * (0.99 - share) / share
+                else:
+                    p.fraction = share + p.fraction * (0.99 - share) / 0.99
+                    if p.stage == "training":
+                        p.stage = "final fit"
+                bar.n = round(p.fraction * 100, 1)
+                if p.loss is not None:
+                    what = "epoch" if first else "final fit, epoch"
+                    bar.set_postfix_str(
+                        f"{what} {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False
+                    )
+                if p.stage == "evaluated" and p.metrics is not None:
+                    history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
+                    bar.write(
+                        f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr
+                    )
+                if p.stage == "tested" and p.metrics is not None:
+                    # Popped before the callback sees it: the job row keeps only the scores.
+                    analysis = p.metrics.pop("analysis", None)
+                    metrics = p.metrics
+                bar.refresh()
+                now = time.perf_counter()
+                if p.stage not in ("training", "final fit") or now - last_report >= 1.0:
+                    last_report = now
+                    report(p)
+
+        run = dict(
             device=device,
             precision=precision,
             checkpoint=checkpoint,
             checkpoint_seconds=checkpoint_seconds,
-            resume=resume,
         )
-        for p in steps:
-            bar.n = round(p.fraction * 100, 1)
-            if p.loss is not None:
-                bar.set_postfix_str(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False)
-            if p.stage == "evaluated" and p.metrics is not None:
-                history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
-                bar.write(f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr)
-            if p.stage == "tested" and p.metrics is not None:
-                # Popped before the callback sees it: the job row keeps only the scores.
-                analysis = p.metrics.pop("analysis", None)
-                metrics = p.metrics
-            bar.refresh()
-            now = time.perf_counter()
-            if p.stage != "training" or now - last_report >= 1.0:
-                last_report = now
-                report(p)
+        if final_epochs is None:  # not resuming a final fit: the run that chooses
+            tokenizer, model = _load(base, labels)
+            tested = None if refit_data is not None else test
+            follow(
+                train_steps(
+                    model,
+                    tokenizer,
+                    train_data,
+                    validation,
+                    labels,
+                    config,
+                    tested,
+                    **run,
+                    resume=resume,
+                ),
+                first=True,
+            )
+            resume = None
+        if refit_data is not None:
+            if final_epochs is None:
+                # The epoch whose weights the choosing run kept (a tie: the later one).
+                final_epochs = max(history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
+                bar.write(
+                    f"final fit: {final_epochs} epochs on training + validation data",
+                    file=sys.stderr,
+                )
+            # The same start as the choosing run: seeds, then a fresh model from the base.
+            set_seed(config.seed)
+            labels = label_list(refit_data.entity_types)
+            tokenizer, model = _load(base, labels)
+            follow(
+                train_steps(
+                    model,
+                    tokenizer,
+                    refit_data,
+                    None,
+                    labels,
+                    config.model_copy(update={"epochs": final_epochs}),
+                    test,
+                    **run,
+                    resume=resume,
+                ),
+                first=False,
+            )
         validation_metrics = max(history, key=lambda h: h["f1"]) if history else None
         report(Progress("saving", 0.99, seconds=time.perf_counter() - began))
         if partial.exists():
@@ -605,6 +683,10 @@ def train(
             },
             "history": history,
             "validation_metrics": validation_metrics,
+            # Trained again on training + validation data for this many epochs.
+            "final_fit": {"epochs": final_epochs, "data": refit_data.stats()}
+            if refit_data is not None
+            else None,
             "serving": serving,
             "seconds": round(time.perf_counter() - began, 1),
             "torch": torch.__version__,

@@ -65,6 +65,8 @@ class TrainingHistory:
         self.max_points = max_points
         self.loss: list[dict[str, float]] = []
         self.validation: list[dict[str, float]] = []
+        # The final fit's loss (training again on training + validation data), by its step.
+        self.final_fit: list[dict[str, float]] = []
         self._every = 1
 
     def add(self, p: Progress) -> None:
@@ -75,6 +77,10 @@ class TrainingHistory:
             if len(self.loss) > self.max_points:
                 self.loss = self.loss[::2]
                 self._every *= 2
+        elif p.stage == "final fit" and p.loss is not None and p.step % self._every == 0:
+            self.final_fit.append({"step": p.step, "loss": round(p.loss, 5)})
+            if len(self.final_fit) > self.max_points:
+                self.final_fit = self.final_fit[::2]
         elif p.stage == "evaluated" and p.metrics is not None:
             self.validation.append(
                 {"epoch": p.epoch, **{k: p.metrics[k] for k in ("f1", "precision", "recall")}}
@@ -84,7 +90,10 @@ class TrainingHistory:
         """The curves so far; None before anything was reported."""
         if not self.loss and not self.validation:
             return None
-        return {"loss": list(self.loss), "validation": list(self.validation)}
+        curves = {"loss": list(self.loss), "validation": list(self.validation)}
+        if self.final_fit:
+            curves["final_fit"] = list(self.final_fit)
+        return curves
 
 
 class ProgressRecorder:
