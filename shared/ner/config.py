@@ -122,7 +122,7 @@ class TrainConfig(BaseModel):
         default=True,
         description="when the validation data is split off the training data (no validation "
         "file given), train again on both for the epoch count validation chose (about twice "
-        "the time); a validation file you give is never learnt from",
+        "the time; not with max_sentences); a validation file you give is never learnt from",
     )
 
     # Serving.

@@ -536,9 +536,10 @@ def train(
     )
     # A final fit: once validation has chosen the epoch count, the model is trained again
     # from the base on training + validation data for that many epochs (the validation
-    # part is 1/9 more data), when the validation part was split off the training data.
+    # part is 1/9 more data), when the validation part was split off the training data. Not
+    # in a quick run (`max_sentences`): its training data would outgrow the limit asked for.
     refit_data = None
-    if config.final_fit and splits.validation_carved:
+    if config.final_fit and splits.validation_carved and not config.max_sentences:
         refit_data = train_data.subset(
             train_data.sentences + validation.sentences, "+" + validation.name
         )

@@ -111,3 +111,54 @@ def test_an_interrupted_training_resumes_and_ends_as_the_whole_run(
     resumed_config = json.loads((resumed.model_dir / "config.json").read_text())
     assert whole_config.get("ner_crf") == resumed_config.get("ner_crf")
     assert ("ner_crf" in whole_config) == (decoding == "crf")
+
+
+def test_a_training_interrupted_in_its_final_fit_resumes_there(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    """No validation data given: the final fit (training again on training + validation)
+    is interrupted mid-way; the resumed run does not choose again, and ends as the whole."""
+    data = make_dataset()
+    config = _config(tiny_base)
+    whole = train(data, tmp_path / "whole", config, test=data, device="cpu")
+    final_epochs = json.loads((whole.model_dir / "training.json").read_text())["final_fit"][
+        "epochs"
+    ]
+
+    def die_in_the_final_fit(folder: Path) -> None:
+        meta = json.loads((folder / "state.json").read_text())
+        if meta.get("final_fit_epochs") and meta["step"] == 3:
+            raise TrainingCancelled("the worker died here")
+
+    checkpoints = tmp_path / "checkpoint"
+    with pytest.raises(TrainingCancelled):
+        train(
+            data,
+            tmp_path / "first",
+            config,
+            test=data,
+            device="cpu",
+            checkpoint_dir=checkpoints,
+            checkpoint_seconds=0.0,
+            on_checkpoint=die_in_the_final_fit,
+        )
+    progress: list = []
+    resumed = train(
+        data,
+        tmp_path / "resumed",
+        config,
+        test=data,
+        device="cpu",
+        callback=progress.append,
+        checkpoint_dir=checkpoints,
+        checkpoint_seconds=0.0,
+    )
+    assert not [p for p in progress if p.stage == "evaluated"]  # epochs not chosen again
+    # The choosing run's validation scores, from the checkpoint.
+    assert [h["f1"] for h in resumed.history] == [h["f1"] for h in whole.history]
+    info = json.loads((resumed.model_dir / "training.json").read_text())
+    assert info["final_fit"]["epochs"] == final_epochs
+    assert resumed.metrics["f1"] == whole.metrics["f1"]
+    whole_weights = load_file(whole.model_dir / "model.safetensors")
+    resumed_weights = load_file(resumed.model_dir / "model.safetensors")
+    assert all(torch.equal(whole_weights[k], resumed_weights[k]) for k in whole_weights)

@@ -17,6 +17,7 @@ from shared.ner import (
     TrainingCancelled,
     evaluate,
     parse_dataset,
+    plan_splits,
     train,
 )
 from shared.ner.labels import label_list
@@ -294,3 +295,58 @@ def test_the_saved_directory_holds_the_error_analysis_of_the_test_data(trained: 
     assert analysis["examples"] == []
     assert "analysis" not in metrics  # the scores stay small; the analysis has its own file
     assert all("analysis" not in (p.metrics or {}) for p in trained.progress)
+
+
+# ---------------------------------------------------------------- final fit
+
+
+def test_a_split_off_validation_part_is_learnt_from_in_a_final_fit(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    """No validation data given: validation chooses the epoch count, then the model is
+    trained again from the base on training + validation data for that many epochs: the
+    same model as that second training run by hand (`ner train` on both parts, the epoch
+    count given, the last epoch kept)."""
+    data = make_dataset()
+    config = TrainConfig(**{**SHORT.__dict__, "epochs": 3, "base_model": str(tiny_base)})
+    result = train(data, tmp_path / "model", config, test=data, device="cpu")
+    info = json.loads((result.model_dir / "training.json").read_text())
+    chosen = max(result.history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]  # the choosing run's epochs
+    assert info["final_fit"]["epochs"] == chosen
+    assert info["final_fit"]["data"]["sentences"] == 20  # 18 training + 2 validation
+
+    splits = plan_splits(data, None, data, config.seed)
+    both = splits.train.subset(splits.train.sentences + splits.validation.sentences, "")
+    by_hand = train(
+        both,
+        tmp_path / "by-hand",
+        config.model_copy(update={"epochs": chosen}),
+        validation=splits.validation,
+        test=data,
+        device="cpu",
+    )
+    assert by_hand.history[-1]["f1"] == max(h["f1"] for h in by_hand.history)  # last kept
+    a = load_file(str(result.model_dir / "model.safetensors"))
+    b = load_file(str(by_hand.model_dir / "model.safetensors"))
+    assert all(a[k].equal(b[k]) for k in a)
+    assert result.metrics["f1"] == by_hand.metrics["f1"]
+
+
+@pytest.mark.parametrize("given", ["validation", "final_fit false", "max_sentences"])
+def test_no_final_fit_with_validation_data_given_in_a_quick_run_or_switched_off(
+    tiny_base: Path, tmp_path: Path, given: str
+) -> None:
+    data = make_dataset()
+    config = TrainConfig(
+        **{**SHORT.__dict__, "epochs": 1, "base_model": str(tiny_base), "onnx": False}
+    )
+    if given == "validation":
+        result = train(data, tmp_path / "m", config, validation=data, device="cpu")
+    else:
+        change = {"final_fit": False} if given == "final_fit false" else {"max_sentences": 12}
+        result = train(data, tmp_path / "m", config.model_copy(update=change), device="cpu")
+    info = json.loads((result.model_dir / "training.json").read_text())
+    assert info["final_fit"] is None
+    expected = {"validation": 20, "final_fit false": 16, "max_sentences": 12}[given]
+    assert info["data"]["train"]["sentences"] == expected

@@ -40,3 +40,14 @@ def test_validation_scores_by_epoch() -> None:
             {"epoch": 2, "f1": 0.7, "precision": 0.8, "recall": 0.6},
         ],
     }
+
+
+def test_a_final_fit_keeps_its_own_loss_curve() -> None:
+    history = TrainingHistory()
+    for n in range(1, 11):
+        history.add(step(n, per_epoch=5, epochs=2))
+    for n in range(1, 6):  # the final fit counts its steps from 1 again
+        history.add(Progress("final fit", 0.8, 1, 1, n, 5, loss=2.0 / n))
+    curves = history.as_dict()
+    assert [p["step"] for p in curves["loss"]] == list(range(1, 11))
+    assert curves["final_fit"] == [{"step": n, "loss": round(2.0 / n, 5)} for n in range(1, 6)]
