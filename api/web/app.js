@@ -368,6 +368,7 @@ async function viewData(root) {
   const maxSentences = num("max-sentences", "all", { min: "1" });
   const seed = num("seed", "42");
   const patience = num("patience", "2", { min: "1" });
+  const finalFit = el("input", { type: "checkbox", id: "final-fit", name: "final_fit", checked: true });
   const base = el("input", { type: "text", id: "base-model", name: "base_model", placeholder: "server default" });
   const preset = el(
     "select",
@@ -399,6 +400,7 @@ async function viewData(root) {
       field("Max. training sentences", maxSentences),
       field("Seed", seed),
       field("Early-stopping patience (epochs)", patience),
+      field("Final fit", finalFit, "without validation data: train again on training + the 10% for the epochs chosen (about twice the time)"),
       field("Base model", base, "Hugging Face name or directory on the worker"),
     ),
     el("div", { class: "row" }, trainButton),
@@ -483,6 +485,7 @@ async function viewData(root) {
       if (input.value !== "") body[key] = parse(input.value);
     }
     if (base.value.trim()) body.base_model = base.value.trim();
+    if (!finalFit.checked) body.final_fit = false;
     trainButton.disabled = true;
     try {
       const job = await api("/jobs/train", { method: "POST", json: body });
@@ -564,9 +567,12 @@ function lineChart(container, title, xLabel, series) {
   );
   resize.observe(container);
   timers.push(() => resize.disconnect());
+  // A series may have no value at some x (null): the last value it has.
+  const last = (y) => y.findLast((v) => v !== null && v !== undefined);
   return (xs, ...ys) => {
+    const lasts = series.map((s, i) => [s.label, last(ys[i])]).filter(([, v]) => v !== undefined);
     summary.textContent = xs.length
-      ? `${xs.length} points; last: ${series.map((s, i) => `${s.label} ${Number(ys[i][ys[i].length - 1]).toFixed(4)}`).join(", ")} at ${xLabel} ${xs[xs.length - 1]}`
+      ? `${xs.length} points; last: ${lasts.map(([label, v]) => `${label} ${Number(v).toFixed(4)}`).join(", ")} at ${xLabel} ${xs[xs.length - 1]}`
       : "No points yet.";
     if (!xs.length || !window.uPlot) return;
     const data = [xs, ...ys];
@@ -577,7 +583,7 @@ function lineChart(container, title, xLabel, series) {
           height: 200,
           scales: { x: { time: false } },
           axes: [{ label: xLabel }, {}],
-          series: [{ label: xLabel }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, points: { show: xs.length < 40 } }))],
+          series: [{ label: xLabel }, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, spanGaps: true, points: { show: xs.length < 40 } }))],
           legend: { show: true },
         },
         data,
@@ -667,7 +673,10 @@ async function viewJob(root, id) {
     if (job.type === "train") {
       if (!drawLoss) {
         extra.replaceChildren(el("h2", {}, "Training curves"), curves, el("h2", {}, "Scores per type"), scores);
-        drawLoss = lineChart(lossBox, "Loss by step", "step", [{ label: "loss", color: "#1c4f9c" }]);
+        drawLoss = lineChart(lossBox, "Loss by step", "step", [
+          { label: "loss", color: "#1c4f9c" },
+          { label: "final fit", color: "#7048e8" }, // training again on training + validation
+        ]);
         drawF1 = lineChart(f1Box, "Validation by epoch", "epoch", [
           { label: "F1", color: "#2b8a3e" },
           { label: "precision", color: "#c2255c" },
@@ -676,8 +685,15 @@ async function viewJob(root, id) {
       }
       const h = job.history || {};
       const loss = h.loss || [];
+      const fit = h.final_fit || [];
       const val = h.validation || [];
-      drawLoss(loss.map((p) => p.step), loss.map((p) => p.loss));
+      // Both runs count steps from 1: one step axis, each curve null where it has no point.
+      const steps = [...new Set([...loss, ...fit].map((p) => p.step))].sort((a, b) => a - b);
+      const at = (points) => {
+        const byStep = new Map(points.map((p) => [p.step, p.loss]));
+        return steps.map((x) => byStep.get(x) ?? null);
+      };
+      drawLoss(steps, at(loss), at(fit));
       drawF1(val.map((p) => p.epoch), val.map((p) => p.f1), val.map((p) => p.precision), val.map((p) => p.recall));
       if (!job.history && active) lossBox.querySelector(".chart-summary").textContent = "The curves appear once the worker reports training steps.";
       const m = job.metrics || {};

@@ -553,6 +553,7 @@ def train(
         report(Progress("preparing", 0.0))
         history: list[dict[str, Any]] = []
         last_report = 0.0
+        last_stage = ""
         metrics: dict[str, Any] = {}
         analysis: dict[str, Any] | None = None
         resume = None
@@ -575,7 +576,7 @@ def train(
         def follow(steps: Iterator[Progress], first: bool) -> None:
             """Report a run's progress as part of the whole (the choosing run, then the
             final fit), keep its validation history and its test metrics."""
-            nonlocal last_report, metrics, analysis
+            nonlocal last_report, last_stage, metrics, analysis
             for p in steps:
                 if first:
                     p.fraction *= share / 0.99
@@ -603,8 +604,10 @@ def train(
                     metrics = p.metrics
                 bar.refresh()
                 now = time.perf_counter()
-                if p.stage not in ("training", "final fit") or now - last_report >= 1.0:
-                    last_report = now
+                # Steps are reported once a second, but always the first of a run.
+                steps = p.stage in ("training", "final fit")
+                if not steps or now - last_report >= 1.0 or p.stage != last_stage:
+                    last_report, last_stage = now, p.stage
                     report(p)
 
         run = dict(

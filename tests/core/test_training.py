@@ -309,8 +309,17 @@ def test_a_split_off_validation_part_is_learnt_from_in_a_final_fit(
     count given, the last epoch kept)."""
     data = make_dataset()
     config = TrainConfig(**{**SHORT.__dict__, "epochs": 3, "base_model": str(tiny_base)})
-    result = train(data, tmp_path / "model", config, test=data, device="cpu")
+    progress: list[Progress] = []
+    result = train(
+        data, tmp_path / "model", config, test=data, device="cpu", callback=progress.append
+    )
     info = json.loads((result.model_dir / "training.json").read_text())
+    # The callback sees the final fit as its own stage, after the choosing run's epochs,
+    # on one progress bar that never goes backwards.
+    stages = [p.stage for p in progress]
+    assert stages.index("final fit") > max(i for i, s in enumerate(stages) if s == "evaluated")
+    fractions = [p.fraction for p in progress]
+    assert all(a <= b for a, b in itertools.pairwise(fractions)), describe(progress)
     chosen = max(result.history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
     assert [h["epoch"] for h in result.history] == [1, 2, 3]  # the choosing run's epochs
     assert info["final_fit"]["epochs"] == chosen

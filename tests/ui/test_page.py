@@ -132,6 +132,7 @@ def test_training_from_the_page_moves_the_progress_bar_to_success(page, client) 
     assert page.get_attribute("#learning-rate", "placeholder") == "0.0001"
     for name, value in TRAIN.items():
         page.fill(f"#{name}", value)
+    assert page.is_checked("#final-fit")  # the default: on
     page.click("#start-training")
     page.wait_for_url("**/#/jobs/*")
     job_id = page.url.rsplit("/", 1)[-1]
@@ -158,6 +159,10 @@ def test_training_from_the_page_moves_the_progress_bar_to_success(page, client) 
     ) or "PER" in page.locator("#job-scores").inner_text()
     job = client.get(f"/jobs/{job_id}").json()
     assert job["history"]["loss"] and job["history"]["validation"]
+    # No validation data chosen: the final fit on training + validation ran, and its curve
+    # is drawn beside the loss.
+    assert job["history"]["final_fit"]
+    assert "final fit" in page.locator("#loss-chart").inner_text()
     state["v1"] = job["model_version"]
     check_page(page, "job")
 
