@@ -605,8 +605,8 @@ def train(
                 bar.refresh()
                 now = time.perf_counter()
                 # Steps are reported once a second, but always the first of a run.
-                steps = p.stage in ("training", "final fit")
-                if not steps or now - last_report >= 1.0 or p.stage != last_stage:
+                a_step = p.stage in ("training", "final fit")
+                if not a_step or now - last_report >= 1.0 or p.stage != last_stage:
                     last_report, last_stage = now, p.stage
                     report(p)
 
