@@ -477,6 +477,59 @@ def train_steps(
             yield p
 
 
+class _Runs:
+    """What `train` keeps of its runs as they go: one progress bar and one callback over
+    the run that chooses the epoch count (the first `share` of the bar) and the final fit
+    (the rest), the validation history, and the test metrics with their error analysis."""
+
+    def __init__(
+        self, report: Callable[[Progress], None], bar: Any, share: float, final_fit: bool
+    ) -> None:
+        self.report, self.bar, self.share, self.final_fit = report, bar, share, final_fit
+        self.history: list[dict[str, Any]] = []
+        self.metrics: dict[str, Any] = {}
+        self.analysis: dict[str, Any] | None = None
+        self._last_report, self._last_stage = 0.0, ""
+
+    def follow(self, steps: Iterator[Progress], *, final_fit: bool = False) -> None:
+        for p in steps:
+            self._place(p, final_fit)
+            if p.loss is not None:
+                what = "final fit, epoch" if final_fit else "epoch"
+                self.bar.set_postfix_str(
+                    f"{what} {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False
+                )
+            if p.stage == "evaluated" and p.metrics is not None:
+                self.history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
+                self.bar.write(
+                    f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr
+                )
+            if p.stage == "tested" and p.metrics is not None:
+                # Popped before the callback sees it: the job row keeps only the scores.
+                self.analysis = p.metrics.pop("analysis", None)
+                self.metrics = p.metrics
+            self.bar.refresh()
+            now = time.perf_counter()
+            # Steps are reported once a second, but always the first of a run.
+            a_step = p.stage in ("training", "final fit")
+            if not a_step or now - self._last_report >= 1.0 or p.stage != self._last_stage:
+                self._last_report, self._last_stage = now, p.stage
+                self.report(p)
+
+    def _place(self, p: Progress, final_fit: bool) -> None:
+        """A run's own 0–0.99 progress as part of the whole."""
+        if not final_fit:
+            p.fraction *= self.share / 0.99
+            if p.eta_seconds is not None and self.final_fit:
+                # The final fit is still to come: about as long again.
+                p.eta_seconds += (p.seconds + p.eta_seconds) * (0.99 - self.share) / self.share
+        else:
+            p.fraction = self.share + p.fraction * (0.99 - self.share) / 0.99
+            if p.stage == "training":
+                p.stage = "final fit"
+        self.bar.n = round(p.fraction * 100, 1)
+
+
 def train(
     train_data: Dataset,
     out_dir: str | Path,
@@ -549,13 +602,9 @@ def train(
         if refit_data is None
         else 0.99 * len(train_data) / (2 * len(train_data) + len(validation))
     )
+    runs = _Runs(report, bar, share, refit_data is not None)
     try:
         report(Progress("preparing", 0.0))
-        history: list[dict[str, Any]] = []
-        last_report = 0.0
-        last_stage = ""
-        metrics: dict[str, Any] = {}
-        analysis: dict[str, Any] | None = None
         resume = None
         checkpoint = None
         final_epochs: int | None = None  # set once a final fit has begun
@@ -563,52 +612,15 @@ def train(
             folder = Path(checkpoint_dir)
             if is_checkpoint(folder):
                 resume = load_checkpoint(folder)
-                history = list(resume[1].get("history", []))
+                runs.history = list(resume[1].get("history", []))
                 final_epochs = resume[1].get("final_fit_epochs")
                 report(Progress("resuming", 0.0, epoch=resume[1]["epoch"]))
 
             def checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
                 extra = {"final_fit_epochs": final_epochs} if final_epochs else {}
-                save_checkpoint(folder, tensors, {**meta, "history": history, **extra})
+                save_checkpoint(folder, tensors, {**meta, "history": runs.history, **extra})
                 if on_checkpoint is not None:
                     on_checkpoint(folder)
-
-        def follow(steps: Iterator[Progress], first: bool) -> None:
-            """Report a run's progress as part of the whole (the choosing run, then the
-            final fit), keep its validation history and its test metrics."""
-            nonlocal last_report, last_stage, metrics, analysis
-            for p in steps:
-                if first:
-                    p.fraction *= share / 0.99
-                    if p.eta_seconds is not None and refit_data is not None:
-                        # The final fit is still to come: about as long again.
-                        p.eta_seconds += (p.seconds + p.eta_seconds) * (0.99 - share) / share
-                else:
-                    p.fraction = share + p.fraction * (0.99 - share) / 0.99
-                    if p.stage == "training":
-                        p.stage = "final fit"
-                bar.n = round(p.fraction * 100, 1)
-                if p.loss is not None:
-                    what = "epoch" if first else "final fit, epoch"
-                    bar.set_postfix_str(
-                        f"{what} {p.epoch}/{p.epochs} loss {p.loss:.3f}", refresh=False
-                    )
-                if p.stage == "evaluated" and p.metrics is not None:
-                    history.append({"epoch": p.epoch, "step": p.step, **p.metrics})
-                    bar.write(
-                        f"epoch {p.epoch}: validation f1 {p.metrics['f1']:.4f}", file=sys.stderr
-                    )
-                if p.stage == "tested" and p.metrics is not None:
-                    # Popped before the callback sees it: the job row keeps only the scores.
-                    analysis = p.metrics.pop("analysis", None)
-                    metrics = p.metrics
-                bar.refresh()
-                now = time.perf_counter()
-                # Steps are reported once a second, but always the first of a run.
-                a_step = p.stage in ("training", "final fit")
-                if not a_step or now - last_report >= 1.0 or p.stage != last_stage:
-                    last_report, last_stage = now, p.stage
-                    report(p)
 
         run = dict(
             device=device,
@@ -619,7 +631,7 @@ def train(
         if final_epochs is None:  # not resuming a final fit: the run that chooses
             tokenizer, model = _load(base, labels)
             tested = None if refit_data is not None else test
-            follow(
+            runs.follow(
                 train_steps(
                     model,
                     tokenizer,
@@ -630,14 +642,13 @@ def train(
                     tested,
                     **run,
                     resume=resume,
-                ),
-                first=True,
+                )
             )
             resume = None
         if refit_data is not None:
             if final_epochs is None:
                 # The epoch whose weights the choosing run kept (a tie: the later one).
-                final_epochs = max(history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
+                final_epochs = max(runs.history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
                 bar.write(
                     f"final fit: {final_epochs} epochs on training + validation data",
                     file=sys.stderr,
@@ -646,7 +657,7 @@ def train(
             set_seed(config.seed)
             labels = label_list(refit_data.entity_types)
             tokenizer, model = _load(base, labels)
-            follow(
+            runs.follow(
                 train_steps(
                     model,
                     tokenizer,
@@ -658,8 +669,9 @@ def train(
                     **run,
                     resume=resume,
                 ),
-                first=False,
+                final_fit=True,
             )
+        history, metrics, analysis = runs.history, runs.metrics, runs.analysis
         validation_metrics = max(history, key=lambda h: h["f1"]) if history else None
         report(Progress("saving", 0.99, seconds=time.perf_counter() - began))
         if partial.exists():
