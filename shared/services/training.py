@@ -59,28 +59,31 @@ MAX_LOSS_POINTS = 400
 class TrainingHistory:
     """The curves a job shows while it trains: loss by step, thinned to at most
     `max_points` (every other point dropped, and the sampling step doubled, when full), and
-    validation scores by epoch."""
+    validation scores by epoch; with a final fit, its own loss curve thinned the same way."""
 
     def __init__(self, max_points: int = MAX_LOSS_POINTS) -> None:
         self.max_points = max_points
-        self.loss: list[dict[str, float]] = []
         self.validation: list[dict[str, float]] = []
-        # The final fit's loss (training again on training + validation data), by its step.
-        self.final_fit: list[dict[str, float]] = []
-        self._every = 1
+        # Loss points by curve: "loss" (the run that chooses the epochs) and "final_fit"
+        # (training again on training + validation data, its steps counted from 1 again).
+        self._curves: dict[str, list[dict[str, float]]] = {"loss": [], "final_fit": []}
+        self._every = {"loss": 1, "final_fit": 1}
 
     def add(self, p: Progress) -> None:
-        if p.stage == "training" and p.loss is not None and p.step % self._every == 0:
-            steps_per_epoch = p.total_steps / max(p.epochs, 1)
-            epoch = p.step / steps_per_epoch if steps_per_epoch else float(p.epoch)
-            self.loss.append({"step": p.step, "epoch": round(epoch, 3), "loss": round(p.loss, 5)})
-            if len(self.loss) > self.max_points:
-                self.loss = self.loss[::2]
-                self._every *= 2
-        elif p.stage == "final fit" and p.loss is not None and p.step % self._every == 0:
-            self.final_fit.append({"step": p.step, "loss": round(p.loss, 5)})
-            if len(self.final_fit) > self.max_points:
-                self.final_fit = self.final_fit[::2]
+        curve = {"training": "loss", "final fit": "final_fit"}.get(p.stage)
+        if curve is not None and p.loss is not None:
+            if p.step % self._every[curve]:
+                return
+            point: dict[str, float] = {"step": p.step, "loss": round(p.loss, 5)}
+            if curve == "loss":
+                steps_per_epoch = p.total_steps / max(p.epochs, 1)
+                epoch = p.step / steps_per_epoch if steps_per_epoch else float(p.epoch)
+                point = {"step": p.step, "epoch": round(epoch, 3), "loss": point["loss"]}
+            points = self._curves[curve]
+            points.append(point)
+            if len(points) > self.max_points:
+                self._curves[curve] = points[::2]
+                self._every[curve] *= 2
         elif p.stage == "evaluated" and p.metrics is not None:
             self.validation.append(
                 {"epoch": p.epoch, **{k: p.metrics[k] for k in ("f1", "precision", "recall")}}
@@ -88,11 +91,12 @@ class TrainingHistory:
 
     def as_dict(self) -> dict[str, Any] | None:
         """The curves so far; None before anything was reported."""
-        if not self.loss and not self.validation:
+        loss, final_fit = self._curves["loss"], self._curves["final_fit"]
+        if not loss and not self.validation:
             return None
-        curves = {"loss": list(self.loss), "validation": list(self.validation)}
-        if self.final_fit:
-            curves["final_fit"] = list(self.final_fit)
+        curves: dict[str, Any] = {"loss": list(loss), "validation": list(self.validation)}
+        if final_fit:
+            curves["final_fit"] = list(final_fit)
         return curves
 
 

@@ -3,6 +3,8 @@ thinned so a long run stays a few hundred points, and validation scores by epoch
 
 from __future__ import annotations
 
+import itertools
+
 from shared.ner import Progress
 from shared.services.training import MAX_LOSS_POINTS, TrainingHistory
 
@@ -51,3 +53,16 @@ def test_a_final_fit_keeps_its_own_loss_curve() -> None:
     curves = history.as_dict()
     assert [p["step"] for p in curves["loss"]] == list(range(1, 11))
     assert curves["final_fit"] == [{"step": n, "loss": round(2.0 / n, 5)} for n in range(1, 6)]
+
+
+def test_a_long_final_fit_is_thinned_on_its_own() -> None:
+    history = TrainingHistory()
+    for n in range(1, 11):  # a short choosing run: its curve is not thinned
+        history.add(step(n, per_epoch=5, epochs=2))
+    for n in range(1, 4001):
+        history.add(Progress("final fit", 0.8, 1, 4, n, 4000, loss=1.0 / n))
+    curves = history.as_dict()
+    assert [p["step"] for p in curves["loss"]] == list(range(1, 11))
+    fit = [p["step"] for p in curves["final_fit"]]
+    assert len(fit) <= MAX_LOSS_POINTS and fit[0] <= 16 and fit[-1] >= 4000 - 16
+    assert all(0 < b - a <= 16 for a, b in itertools.pairwise(fit))  # no hole in the curve
