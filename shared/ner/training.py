@@ -13,6 +13,7 @@ directory plus `metrics.json` and `training.json`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import re
@@ -74,7 +75,9 @@ class TrainingCancelled(Exception):
 
 @dataclass
 class Progress:
-    stage: str  # preparing | training | evaluating | saving | exporting | done
+    stage: (
+        str  # preparing | training | evaluating | final fit | testing | saving | exporting | done
+    )
     fraction: float  # 0–1 of the whole run
     epoch: int = 0
     epochs: int = 0
@@ -622,7 +625,9 @@ def train(
                 if on_checkpoint is not None:
                     on_checkpoint(folder)
 
-        run = dict(
+        # Both runs go to the same device and write the same checkpoint folder.
+        steps = functools.partial(
+            train_steps,
             device=device,
             precision=precision,
             checkpoint=checkpoint,
@@ -632,16 +637,8 @@ def train(
             tokenizer, model = _load(base, labels)
             tested = None if refit_data is not None else test
             runs.follow(
-                train_steps(
-                    model,
-                    tokenizer,
-                    train_data,
-                    validation,
-                    labels,
-                    config,
-                    tested,
-                    **run,
-                    resume=resume,
+                steps(
+                    model, tokenizer, train_data, validation, labels, config, tested, resume=resume
                 )
             )
             resume = None
@@ -657,17 +654,10 @@ def train(
             set_seed(config.seed)
             labels = label_list(refit_data.entity_types)
             tokenizer, model = _load(base, labels)
+            refit_config = config.model_copy(update={"epochs": final_epochs})
             runs.follow(
-                train_steps(
-                    model,
-                    tokenizer,
-                    refit_data,
-                    None,
-                    labels,
-                    config.model_copy(update={"epochs": final_epochs}),
-                    test,
-                    **run,
-                    resume=resume,
+                steps(
+                    model, tokenizer, refit_data, None, labels, refit_config, test, resume=resume
                 ),
                 final_fit=True,
             )

@@ -74,11 +74,12 @@ class TrainingHistory:
         if curve is not None and p.loss is not None:
             if p.step % self._every[curve]:
                 return
-            point: dict[str, float] = {"step": p.step, "loss": round(p.loss, 5)}
-            if curve == "loss":
+            point: dict[str, float] = {"step": p.step}
+            if curve == "loss":  # (a final fit's steps are not the chosen epochs' steps)
                 steps_per_epoch = p.total_steps / max(p.epochs, 1)
                 epoch = p.step / steps_per_epoch if steps_per_epoch else float(p.epoch)
-                point = {"step": p.step, "epoch": round(epoch, 3), "loss": point["loss"]}
+                point["epoch"] = round(epoch, 3)
+            point["loss"] = round(p.loss, 5)
             points = self._curves[curve]
             points.append(point)
             if len(points) > self.max_points:
