@@ -647,7 +647,8 @@ def train(
                 # The epoch whose weights the choosing run kept (a tie: the later one).
                 final_epochs = max(runs.history, key=lambda h: (h["f1"], h["epoch"]))["epoch"]
                 bar.write(
-                    f"final fit: {final_epochs} epochs on training + validation data",
+                    f"final fit: {final_epochs} epoch{'s' * (final_epochs != 1)} on training"
+                    " + validation data",
                     file=sys.stderr,
                 )
             # The same start as the choosing run: seeds, then a fresh model from the base.
